@@ -1,0 +1,1 @@
+"""order_tracking: an always-correct order-tracking Delta table from daily order-status files."""

@@ -1,0 +1,173 @@
+"""Moving landed files into the raw zone, and the ledger that remembers every version.
+
+Order of effects, chosen so a crash at any point loses nothing and double-counts nothing:
+1. copy the landed bytes to a raw path that was never used (verified by md5),
+2. append every copied file to the ledger in one Delta commit,
+3. only then remove the landed files.
+A rerun after (1) finds the identical raw file and reuses it; after (2) it recognises the landed
+file as already recorded and just removes it.
+"""
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DateType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from order_tracking.partitions import base_name, is_order_file, partition_for_file
+from order_tracking.resources.landing import LandedFile, LocalLandingZone
+from order_tracking.resources.lakehouse import LocalLakehouse
+
+LEDGER_SCHEMA = StructType(
+    [
+        StructField("partition_date", DateType(), False),
+        StructField("file_name", StringType(), False),
+        StructField("version", IntegerType(), False),
+        StructField("raw_path", StringType(), False),
+        StructField("size_bytes", LongType(), False),
+        StructField("md5", StringType(), False),
+        StructField("landed_at", TimestampType(), False),
+        StructField("generation", StringType()),
+        StructField("recorded_at", TimestampType(), False),
+        StructField("run_id", StringType()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    partition_date: date
+    file_name: str
+    version: int
+    raw_path: str  # relative to the lakehouse root
+    size_bytes: int
+    md5: str
+    landed_at: datetime
+    generation: str | None
+    recorded_at: datetime
+    run_id: str | None
+
+
+def safe_name(name: str) -> str:
+    """A file name that cannot leave its raw folder: no separators, no leading dots, no oddities."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", base_name(name)).lstrip(".")
+    return cleaned or "unnamed"
+
+
+def raw_path(partition_key: str, name: str, version: int) -> str:
+    folder = f"raw/dt={partition_key}"
+    return f"{folder}/{safe_name(name)}" if version == 1 else f"{folder}/v{version}/{safe_name(name)}"
+
+
+def read_ledger(spark: SparkSession, ledger_uri: str, partition_key: str) -> list[LedgerEntry]:
+    if not DeltaTable.isDeltaTable(spark, ledger_uri):
+        return []
+    rows = (
+        spark.read.format("delta")
+        .load(ledger_uri)
+        .where(F.col("partition_date") == F.lit(partition_key).cast("date"))
+        .collect()
+    )
+    return sorted(
+        (LedgerEntry(**row.asDict()) for row in rows), key=lambda e: (e.file_name, e.version)
+    )
+
+
+def append_ledger(spark: SparkSession, ledger_uri: str, entries: list[LedgerEntry]) -> None:
+    if entries:
+        frame = spark.createDataFrame([tuple(asdict(e).values()) for e in entries], LEDGER_SCHEMA)
+        frame.write.format("delta").mode("append").save(ledger_uri)
+
+
+@dataclass
+class IngestReport:
+    recorded: list[LedgerEntry] = field(default_factory=list)
+    replays: list[str] = field(default_factory=list)  # same name and bytes as a recorded version
+    changed_while_moving: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_moved(self) -> int:
+        return sum(e.size_bytes for e in self.recorded)
+
+
+def files_of_partition(files: list[LandedFile], partition_key: str) -> list[LandedFile]:
+    return [
+        f
+        for f in files
+        if is_order_file(f.name) and partition_for_file(f.name, f.landed_at) == partition_key
+    ]
+
+
+def ingest_partition(
+    spark: SparkSession,
+    landing: LocalLandingZone,
+    lakehouse: LocalLakehouse,
+    ledger_uri: str,
+    partition_key: str,
+    landed: list[LandedFile],
+    run_id: str,
+) -> IngestReport:
+    """Move the landed order files of one partition into the raw zone and record them."""
+    report = IngestReport()
+    ledger = read_ledger(spark, ledger_uri, partition_key)
+    known = {(e.file_name, e.md5) for e in ledger}
+    used_paths = {e.raw_path for e in ledger}
+    done: list[LandedFile] = []
+
+    for file in landed:
+        md5 = landing.md5(file)
+        if (file.name, md5) in known:
+            report.replays.append(file.name)
+            done.append(file)
+            continue
+        version = 1 + max((e.version for e in ledger if e.file_name == file.name), default=0)
+        while True:
+            relpath = raw_path(partition_key, file.name, version)
+            existing = None if relpath in used_paths else lakehouse.raw_md5(relpath)
+            if relpath not in used_paths and existing in (None, md5):
+                break
+            version += 1  # never overwrite: an unrecorded file here may be the only copy of its bytes
+        if existing is None:
+            with landing.open(file) as stream:
+                copied_md5, size = lakehouse.write_raw(relpath, stream)
+            if copied_md5 != md5:
+                # Replaced while we copied; the copy stays (it is real bytes) and the new
+                # generation is picked up by a later run.
+                report.changed_while_moving.append(file.name)
+                used_paths.add(relpath)
+                continue
+        else:
+            size = file.size
+        entry = LedgerEntry(
+            partition_date=date.fromisoformat(partition_key),
+            file_name=file.name,
+            version=version,
+            raw_path=relpath,
+            size_bytes=size,
+            md5=md5,
+            landed_at=file.landed_at,
+            generation=file.generation,
+            recorded_at=datetime.now(timezone.utc),
+            run_id=run_id,
+        )
+        report.recorded.append(entry)
+        ledger.append(entry)
+        known.add((file.name, md5))
+        used_paths.add(relpath)
+        done.append(file)
+
+    append_ledger(spark, ledger_uri, report.recorded)
+    report.removed = [f.name for f in done if landing.remove(f)]
+    return report

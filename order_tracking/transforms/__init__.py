@@ -1,0 +1,1 @@
+"""Pure DataFrame logic: no Dagster, no environment, no storage decisions."""

@@ -1,0 +1,273 @@
+"""Raw order-file lines -> typed order rows plus quarantined lines, with a reason for each.
+
+Files are read line by line with Spark's text source (splittable, streaming, gzip-aware) and every
+line keeps its file and 1-based line number, so a quarantined line can be found in the raw file.
+Fields are split with one RFC 4180 regular expression rather than Spark's CSV reader: the CSV
+reader turns both a missing field and an empty one into null, so it cannot tell `a,,` from `a`,
+and it silently accepts unterminated quotes. Both must be quarantined here, not guessed at.
+"""
+
+import csv
+from dataclasses import dataclass
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    IntegerType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from order_tracking import schema as s
+
+# A field is either quoted (doubled quotes inside, optional blanks around) or unquoted (may not
+# start with a quote). Possessive quantifiers keep a long unterminated quote from backtracking.
+_QUOTED = r'\s*+"(?:[^"]++|"")*+"\s*+(?=,|$)'
+_UNQUOTED = r'(?:[^,"][^,]*+)?+'
+_FIELD = f"(?:{_QUOTED}|{_UNQUOTED})"
+CSV_LINE = f"^{_FIELD}(?:,{_FIELD})*$"
+CSV_FIELDS = f"(?:^|,)({_FIELD})"
+
+_TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]", "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS][XXX]")
+_DATE_FORMAT = "yyyy-MM-dd"
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One raw file version to read: where Spark reads it, how lineage names it, when it landed."""
+
+    uri: str
+    source: str
+    landed_at: datetime
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    source: str
+    text: str
+    columns: tuple[str, ...]
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(c for c in s.ORDER_COLUMNS if c not in self.positions)
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """1-based position of each order column (first occurrence wins)."""
+        found: dict[str, int] = {}
+        for index, name in enumerate(self.columns, start=1):
+            if name in s.ORDER_COLUMNS and name not in found:
+                found[name] = index
+        return found
+
+    @property
+    def extras(self) -> list[tuple[str, int]]:
+        known = set(self.positions.values())
+        return [(n or f"_c{i}", i) for i, n in enumerate(self.columns, start=1) if i not in known]
+
+
+def parse_header(source: str, text: str) -> FileHeader:
+    cleaned = text.lstrip("\ufeff")
+    fields = next(csv.reader([cleaned]), [])
+    return FileHeader(source, cleaned.strip(), tuple(f.strip().lower() for f in fields))
+
+
+def read_numbered_lines(spark: SparkSession, files: list[RawFile]) -> DataFrame:
+    """Every line of every file with its 1-based line number: (_source_file, _source_line, _landed_at, value).
+
+    Within one split of a file, rows come out in byte order and monotonically_increasing_id() is
+    consecutive, so a line's number is its offset in the split plus the lines of earlier splits.
+    This keeps big files splittable instead of funnelling each through a single task.
+    """
+    line_schema = "_source_file string, _landed_at timestamp, _block long, _id long, value string"
+    if not files:
+        return spark.createDataFrame([], line_schema + ", _source_line long").select(
+            "_source_file", "_source_line", "_landed_at", "value"
+        )
+    reads = [
+        spark.read.text(f.uri).select(
+            F.lit(f.source).alias(s.SOURCE_FILE),
+            F.lit(f.landed_at).cast("timestamp").alias(s.LANDED_AT),
+            F.col("_metadata.file_block_start").alias("_block"),
+            F.monotonically_increasing_id().alias("_id"),
+            "value",
+        )
+        for f in files
+    ]
+    lines = reads[0]
+    for more in reads[1:]:
+        lines = lines.unionByName(more)
+
+    blocks = lines.groupBy(s.SOURCE_FILE, "_block").agg(
+        F.count(F.lit(1)).alias("_lines"), F.min("_id").alias("_first_id")
+    )
+    earlier = Window.partitionBy(s.SOURCE_FILE).orderBy("_block").rowsBetween(
+        Window.unboundedPreceding, -1
+    )
+    blocks = blocks.withColumn("_lines_before", F.coalesce(F.sum("_lines").over(earlier), F.lit(0)))
+    return lines.join(F.broadcast(blocks), [s.SOURCE_FILE, "_block"]).select(
+        s.SOURCE_FILE,
+        (F.col("_id") - F.col("_first_id") + F.col("_lines_before") + 1).alias(s.SOURCE_LINE),
+        s.LANDED_AT,
+        "value",
+    )
+
+
+def file_headers(lines: DataFrame) -> list[FileHeader]:
+    rows = lines.where(F.col(s.SOURCE_LINE) == 1).select(s.SOURCE_FILE, "value").collect()
+    return [parse_header(r[s.SOURCE_FILE], r["value"]) for r in rows]
+
+
+def _headers_frame(spark: SparkSession, headers: list[FileHeader]) -> DataFrame:
+    header_schema = StructType(
+        [
+            StructField(s.SOURCE_FILE, StringType(), False),
+            StructField("_header", StringType()),
+            StructField("_width", IntegerType()),
+            StructField("_positions", MapType(StringType(), IntegerType())),
+            StructField("_extra_names", ArrayType(StringType())),
+            StructField("_extra_positions", ArrayType(IntegerType())),
+            StructField("_missing", StringType()),
+        ]
+    )
+    rows = [
+        (
+            h.source,
+            h.text,
+            len(h.columns),
+            h.positions,
+            [name for name, _ in h.extras],
+            [pos for _, pos in h.extras],
+            ", ".join(h.missing) or None,
+        )
+        for h in headers
+    ]
+    return spark.createDataFrame(rows, header_schema)
+
+
+def _unquote(field: Column) -> Column:
+    trimmed = F.regexp_replace(field, r"^\s+|\s+$", "")
+    return F.when(
+        trimmed.startswith('"'),
+        F.replace(F.substring(trimmed, 2, F.length(trimmed) - 2), F.lit('""'), F.lit('"')),
+    ).otherwise(trimmed)
+
+
+def _timestamp(text: Column) -> Column:
+    return F.coalesce(*[F.try_to_timestamp(text, F.lit(fmt)) for fmt in _TIMESTAMP_FORMATS])
+
+
+def _date(text: Column) -> Column:
+    return F.try_to_timestamp(text, F.lit(_DATE_FORMAT)).cast("date")
+
+
+def _field_problem(name: str, text: Column, parsed: Column, required: bool) -> Column:
+    empty = text.isNull() | (text == "")
+    invalid = F.concat(F.lit(f"invalid {name}: '"), text, F.lit("'"))
+    return F.when(empty, F.lit(f"empty {name}") if required else F.lit(None)).when(
+        parsed.isNull(), invalid
+    )
+
+
+def classify_lines(
+    spark: SparkSession, lines: DataFrame, headers: list[FileHeader], partition_date: str
+) -> DataFrame:
+    """Each line after the header, parsed and typed, with `reason` set when it must be quarantined.
+
+    Blank lines get reason NULL and `_blank` true: they carry nothing to lose. The header line of a
+    file whose header lacks a required column is kept too, so no byte of that file goes unreported.
+    """
+    header_frame = _headers_frame(spark, headers)
+    rows = lines.join(F.broadcast(header_frame), s.SOURCE_FILE, "left")
+    value = F.regexp_replace("value", "^\ufeff", "")
+    bad_header = F.col("_missing").isNotNull()
+    rows = rows.where((F.col(s.SOURCE_LINE) > 1) | bad_header)
+    rows = rows.withColumn(
+        "_fields",
+        F.transform(F.regexp_extract_all(value, F.lit(CSV_FIELDS), F.lit(1)), _unquote),
+    )
+
+    def text(column: str) -> Column:
+        return F.element_at("_fields", F.col("_positions")[column])
+
+    typed = {
+        s.ORDER_NUM: text(s.ORDER_NUM).try_cast("bigint"),
+        s.TRACKING_NUM: F.nullif(text(s.TRACKING_NUM), F.lit("")),
+        s.RECEIVED_DATE: _date(text(s.RECEIVED_DATE)),
+        s.DELIVER_DATE: _date(text(s.DELIVER_DATE)),
+        s.STATUS: F.nullif(text(s.STATUS), F.lit("")),
+        s.ADDRESS: F.nullif(text(s.ADDRESS), F.lit("")),
+        s.LAST_UPDATE: _timestamp(text(s.LAST_UPDATE)),
+    }
+    required = {s.ORDER_NUM, s.TRACKING_NUM, s.LAST_UPDATE}
+    field_problems = F.concat_ws(
+        "; ",
+        *[
+            _field_problem(name, text(name), typed[name], name in required)
+            for name in s.ORDER_COLUMNS
+            if name not in (s.STATUS, s.ADDRESS)
+        ],
+    )
+    width = F.size("_fields")
+    structural = (
+        F.when(
+            bad_header,
+            F.concat(
+                F.lit("file header lacks required column(s): "),
+                F.col("_missing"),
+                F.when(F.col(s.SOURCE_LINE) == 1, F.lit(" (this is the header line)")).otherwise(
+                    F.lit("")
+                ),
+            ),
+        )
+        .when(F.trim(value) == F.col("_header"), F.lit("repeated header line"))
+        .when(F.instr(value, "\ufffd") > 0, F.lit("line is not valid UTF-8"))
+        .when(~value.rlike(CSV_LINE), F.lit("malformed CSV quoting (unterminated or stray quote)"))
+        .when(
+            width != F.col("_width"),
+            F.concat(
+                F.lit("expected "),
+                F.col("_width").cast("string"),
+                F.lit(" fields, found "),
+                width.cast("string"),
+            ),
+        )
+    )
+    blank = F.trim(value) == ""
+    reason = F.when(blank, F.lit(None)).otherwise(
+        F.coalesce(structural, F.nullif(field_problems, F.lit("")))
+    )
+    rescued = F.when(
+        F.size("_extra_positions") > 0,
+        F.to_json(
+            F.map_from_arrays(
+                F.col("_extra_names"),
+                F.transform("_extra_positions", lambda i: F.element_at("_fields", i)),
+            )
+        ),
+    )
+    return rows.select(
+        *[typed[name].alias(name) for name in s.ORDER_COLUMNS],
+        rescued.alias(s.RESCUED_DATA),
+        s.SOURCE_FILE,
+        s.SOURCE_LINE,
+        s.LANDED_AT,
+        F.lit(partition_date).cast("date").alias(s.PARTITION_DATE),
+        F.col("value").alias("raw_text"),
+        reason.alias("reason"),
+        blank.alias("_blank"),
+    )
+
+
+def latest_per_tracking_num(orders: DataFrame) -> DataFrame:
+    """Keep one row per tracking_num: greatest last_update_timestamp, then later landing, then later line."""
+    newest_first = Window.partitionBy(s.TRACKING_NUM).orderBy(*[F.desc(c) for c in s.SEQUENCE])
+    return (
+        orders.withColumn("_rank", F.row_number().over(newest_first))
+        .where(F.col("_rank") == 1)
+        .drop("_rank")
+    )
