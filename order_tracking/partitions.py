@@ -52,7 +52,8 @@ def out_of_range_reason(partition_key: str, now: datetime | None = None) -> str 
     """Why a file's partition cannot be processed (None when it can)."""
     if partition_key < FIRST_DAY:
         return f"dated {partition_key}, before the first partition {FIRST_DAY}"
-    last = daily_partitions.get_last_partition_key(current_time=now)
-    if last is not None and partition_key > last:
+    # end_offset=1: the last partition is today's (UTC).
+    last = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
+    if partition_key > last:
         return f"dated {partition_key}, after the last partition {last} (in the future)"
     return None

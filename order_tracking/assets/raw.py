@@ -24,7 +24,7 @@ def raw_order_files(context: AssetExecutionContext) -> MaterializeResult:
         lakehouse.table_uri(RAW_FILE_LEDGER),
         partition_key,
         files_of_partition(waiting, partition_key),
-        context.run_id,
+        context.run.run_id,
     )
     for name in report.replays:
         context.log.info(f"{name}: same bytes as a recorded version, removed from landing")

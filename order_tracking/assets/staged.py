@@ -68,11 +68,11 @@ def staged_orders(context: AssetExecutionContext) -> MaterializeResult:
         valid = classified.where(F.col("reason").isNull() & ~F.col("_blank"))
         staged = latest_per_tracking_num(valid).select(
             *[c for c in s.STAGED_SCHEMA.fieldNames() if c != s.RUN_ID],
-            F.lit(context.run_id).alias(s.RUN_ID),
+            F.lit(context.run.run_id).alias(s.RUN_ID),
         )
         quarantined = classified.where(F.col("reason").isNotNull()).select(
             *[c for c in s.QUARANTINE_SCHEMA.fieldNames() if c != s.RUN_ID],
-            F.lit(context.run_id).alias(s.RUN_ID),
+            F.lit(context.run.run_id).alias(s.RUN_ID),
         )
         replace_partition(staged, lakehouse.table_uri(STAGED_ORDERS), partition_key)
         replace_partition(quarantined, lakehouse.table_uri(QUARANTINED_ORDERS), partition_key)

@@ -27,3 +27,12 @@ def local_spark_config() -> dict[str, str]:
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse}",
     }
 
+
+
+if __name__ == "__main__":
+    # `make jars`: start one session so Spark resolves Delta's jars into the Ivy cache now.
+    from dagster_pyspark.resources import spark_session_from_config
+
+    session = spark_session_from_config(local_spark_config())
+    print(f"Spark {session.version} with {DELTA_PACKAGE}, jars cached in {settings.ivy_dir()}")
+    session.stop()

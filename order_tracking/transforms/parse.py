@@ -192,7 +192,7 @@ def classify_lines(
     )
 
     def text(column: str) -> Column:
-        return F.element_at("_fields", F.col("_positions")[column])
+        return F.try_element_at("_fields", F.col("_positions")[column])
 
     typed = {
         s.ORDER_NUM: text(s.ORDER_NUM).try_cast("bigint"),
@@ -246,7 +246,7 @@ def classify_lines(
         F.to_json(
             F.map_from_arrays(
                 F.col("_extra_names"),
-                F.transform("_extra_positions", lambda i: F.element_at("_fields", i)),
+                F.transform("_extra_positions", lambda i: F.try_element_at("_fields", i)),
             )
         ),
     )

@@ -1,0 +1,44 @@
+# Quickstart: `make demo` and `make test`; both install everything they need first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR := $(CURDIR)/.order_tracking
+DAGSTER_HOME := $(DATA_DIR)/dagster_home
+DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
+
+export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
+export DAGSTER_HOME
+
+.PHONY: install jars demo test dev clean
+
+install: $(VENV)/.installed
+
+# Old pips resolve the pinned integrations to 2021 releases: upgrade pip first.
+$(VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+# Spark resolves Delta's jars from Maven Central itself; if that fails, warm ~/.m2 with Maven,
+# which Spark's resolver reads first, and try again.
+jars: install
+	$(BIN)/python -m order_tracking.resources.spark || { \
+	  for a in $(DELTA_ARTIFACTS); do mvn -q dependency:get -Dartifact=$$a || exit 1; done; \
+	  $(BIN)/python -m order_tracking.resources.spark; }
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: jars $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m order_tracking.demo
+
+test: jars
+	$(BIN)/python -m pytest -q
+
+dev: jars $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+clean:
+	rm -rf $(DATA_DIR)

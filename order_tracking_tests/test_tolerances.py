@@ -1,0 +1,159 @@
+"""What real order files look like, through the staging transforms: one test per tolerance.
+
+Files are written to disk and read by Spark exactly as in production; no Dagster here.
+"""
+
+import gzip
+import json
+from datetime import date, datetime
+
+import pytest
+
+from order_tracking_tests.helpers import HEADER, classify_files
+
+GOOD = "1000,TRK1000,2023-01-05,2023-01-07,In Transit,1 Main St,2023-01-05 10:00:00"
+
+
+def valid(rows):
+    return [r for r in rows if r["reason"] is None and not r["_blank"]]
+
+
+def quarantined(rows):
+    return [r for r in rows if r["reason"] is not None]
+
+
+def test_well_formed_line_is_typed(spark, tmp_path):
+    [row] = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n{GOOD}\n"})
+    assert row["reason"] is None
+    assert row["order_num"] == 1000
+    assert row["tracking_num"] == "TRK1000"
+    assert row["pck_recieved_date"] == date(2023, 1, 5)
+    assert row["package_deliver_date"] == date(2023, 1, 7)
+    assert row["last_update_timestamp"] == datetime(2023, 1, 5, 10, 0, 0)
+    assert (row["_source_file"], row["_source_line"]) == ("a.csv", 2)
+    assert row["_rescued_data"] is None
+
+
+def test_utf8_bom_is_ignored(spark, tmp_path):
+    rows = classify_files(spark, tmp_path, {"a.csv": f"\ufeff{HEADER}\n{GOOD}\n".encode("utf-8")})
+    assert [r["tracking_num"] for r in valid(rows)] == ["TRK1000"]
+
+
+def test_crlf_line_endings(spark, tmp_path):
+    rows = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\r\n{GOOD}\r\n"})
+    [row] = valid(rows)
+    assert row["last_update_timestamp"] == datetime(2023, 1, 5, 10, 0, 0)
+    assert not row["raw_text"].endswith("\r")
+
+
+def test_missing_final_newline(spark, tmp_path):
+    second = GOOD.replace("TRK1000", "TRK1001")
+    rows = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n{GOOD}\n{second}"})
+    assert [r["tracking_num"] for r in valid(rows)] == ["TRK1000", "TRK1001"]
+
+
+def test_quoted_fields_with_commas_quotes_and_non_ascii_text(spark, tmp_path):
+    line = '1000,TRK1000,2023-01-05,,"Delayed, ""weather""","Straße 5, München",2023-01-05 10:00:00'
+    [row] = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n{line}\n"})
+    assert row["reason"] is None
+    assert row["status"] == 'Delayed, "weather"'
+    assert row["address"] == "Straße 5, München"
+    assert row["package_deliver_date"] is None
+
+
+def test_whitespace_around_values_is_trimmed(spark, tmp_path):
+    line = " 1000 , TRK1000 ,2023-01-05, 2023-01-07 , In Transit , \"1 Main St\" , 2023-01-05 10:00:00 "
+    [row] = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n{line}\n"})
+    assert row["reason"] is None
+    assert (row["order_num"], row["tracking_num"], row["status"], row["address"]) == (
+        1000, "TRK1000", "In Transit", "1 Main St"
+    )
+
+
+def test_columns_in_any_order_and_unknown_columns_rescued(spark, tmp_path):
+    header = "carrier,last_update_timestamp,status,tracking_num,address,order_num,package_deliver_date,pck_recieved_date,note"
+    line = 'UPS,2023-01-05 10:00:00,Delivered,TRK7,"9 Elm St",7,2023-01-06,2023-01-05,"fragile, ""glass"""'
+    [row] = classify_files(spark, tmp_path, {"a.csv": f"{header}\n{line}\n"})
+    assert row["reason"] is None
+    assert (row["order_num"], row["tracking_num"], row["status"], row["address"]) == (
+        7, "TRK7", "Delivered", "9 Elm St"
+    )
+    assert json.loads(row["_rescued_data"]) == {"carrier": "UPS", "note": 'fragile, "glass"'}
+
+
+def test_file_missing_a_required_column_is_quarantined_whole(spark, tmp_path):
+    header = HEADER.replace(",address", "")
+    line = GOOD.replace(",1 Main St", "")
+    rows = classify_files(
+        spark, tmp_path, {"bad.csv": f"{header}\n{line}\n{line}\n", "good.csv": f"{HEADER}\n{GOOD}\n"}
+    )
+    bad = [r for r in rows if r["_source_file"] == "bad.csv"]
+    assert [r["_source_line"] for r in bad] == [1, 2, 3]  # the header too: nothing unreported
+    assert all(r["reason"].startswith("file header lacks required column(s): address") for r in bad)
+    assert [r["_source_file"] for r in valid(rows)] == ["good.csv"]
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        (GOOD.replace("1000,", "10x0,", 1), "invalid order_num: '10x0'"),
+        (GOOD.replace("2023-01-07", "2023-13-07"), "invalid package_deliver_date: '2023-13-07'"),
+        (GOOD.replace("2023-01-05,", "05/01/2023,", 1), "invalid pck_recieved_date: '05/01/2023'"),
+        (GOOD.replace("2023-01-05 10:00:00", "yesterday"), "invalid last_update_timestamp: 'yesterday'"),
+        (GOOD.replace(",2023-01-05 10:00:00", ","), "empty last_update_timestamp"),
+        (GOOD.replace("TRK1000", ""), "empty tracking_num"),
+        (GOOD.replace("TRK1000", "   "), "empty tracking_num"),
+        (GOOD.rsplit(",", 1)[0], "expected 7 fields, found 6"),
+        (GOOD + ",extra", "expected 7 fields, found 8"),
+        (GOOD.replace("In Transit", '"In Transit'), "malformed CSV quoting"),
+        (HEADER, "repeated header line"),
+    ],
+    ids=[
+        "bad-int", "bad-date", "foreign-date-format", "bad-timestamp", "empty-timestamp",
+        "empty-tracking-num", "blank-tracking-num", "too-few-fields", "too-many-fields",
+        "unterminated-quote", "repeated-header",
+    ],
+)
+def test_malformed_line_is_quarantined_with_its_reason(spark, tmp_path, line, reason):
+    rows = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n{GOOD}\n{line}\n"})
+    [bad] = quarantined(rows)
+    assert bad["reason"].startswith(reason)
+    assert (bad["_source_file"], bad["_source_line"], bad["raw_text"]) == ("a.csv", 3, line)
+    assert [r["tracking_num"] for r in valid(rows)] == ["TRK1000"]
+
+
+def test_several_problems_on_one_line_are_all_named(spark, tmp_path):
+    line = "x,TRK1,2023-99-01,,Delivered,1 Main St,never"
+    [bad] = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n{line}\n"})
+    assert bad["reason"] == (
+        "invalid order_num: 'x'; invalid pck_recieved_date: '2023-99-01'; "
+        "invalid last_update_timestamp: 'never'"
+    )
+
+
+def test_bytes_that_are_not_utf8_quarantine_only_their_line(spark, tmp_path):
+    content = f"{HEADER}\n{GOOD}\n".encode() + b"1001,TRK1001,,,In Transit,Stra\xdfe 5,2023-01-05 11:00:00\n"
+    rows = classify_files(spark, tmp_path, {"a.csv": content})
+    [bad] = quarantined(rows)
+    assert (bad["_source_line"], bad["reason"]) == (3, "line is not valid UTF-8")
+    assert len(valid(rows)) == 1
+
+
+def test_blank_lines_are_skipped_not_quarantined(spark, tmp_path):
+    rows = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n\n{GOOD}\n   \n"})
+    assert quarantined(rows) == []
+    assert [r["_source_line"] for r in rows if r["_blank"]] == [2, 4]
+    assert [r["_source_line"] for r in valid(rows)] == [3]
+
+
+def test_gzipped_file_reads_like_the_plain_file(spark, tmp_path):
+    text = f"{HEADER}\n{GOOD}\n"
+    plain = classify_files(spark, tmp_path / "plain", {"a.csv": text})
+    zipped = classify_files(spark, tmp_path / "gz", {"a.csv.gz": gzip.compress(text.encode())})
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "_source_file"} for r in rows]  # noqa: E731
+    assert strip(plain) == strip(zipped)
+
+
+@pytest.mark.parametrize("content", [b"", HEADER.encode(), f"{HEADER}\n".encode()], ids=["0-byte", "header-only", "header-newline"])
+def test_empty_files_give_no_rows(spark, tmp_path, content):
+    assert classify_files(spark, tmp_path, {"a.csv": content}) == []

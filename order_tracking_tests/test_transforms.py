@@ -1,0 +1,144 @@
+"""The pure DataFrame transforms: line numbering, de-duplication and the merge sequence.
+
+No Dagster and no storage layout here; only the functions in order_tracking.transforms.
+"""
+
+from datetime import date, datetime
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
+
+from order_tracking import schema as s
+from order_tracking.transforms.merge import (
+    create_order_tracking_table,
+    merge_into_order_tracking,
+    newer_than,
+)
+from order_tracking.transforms.parse import RawFile, latest_per_tracking_num, read_numbered_lines
+from order_tracking_tests.helpers import HEADER, at, land
+
+
+def test_lines_are_numbered_per_file_across_splits(spark, tmp_path):
+    big = "\n".join([HEADER] + [f"{i},TRK{i},,,,,2023-01-01 00:00:00" for i in range(2000)])
+    small = "a\nb\nc"
+    files = [
+        RawFile(str(land(tmp_path, "big.csv", big)), "big.csv", at(1)),
+        RawFile(str(land(tmp_path, "small.csv", small)), "small.csv", at(2)),
+    ]
+    previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")  # force many splits per file
+    try:
+        lines = read_numbered_lines(spark, files)
+        assert lines.rdd.getNumPartitions() > 1
+        rows = lines.collect()
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", previous)
+
+    numbered = {(r[s.SOURCE_FILE], r[s.SOURCE_LINE]): r["value"] for r in rows}
+    assert len(numbered) == len(rows) == 2001 + 3
+    assert numbered[("big.csv", 1)] == HEADER
+    assert numbered[("big.csv", 2)].startswith("0,TRK0,")
+    assert numbered[("big.csv", 2001)].startswith("1999,TRK1999,")
+    assert [numbered[("small.csv", n)] for n in (1, 2, 3)] == ["a", "b", "c"]
+
+
+def _order(tracking, ts, landed_day, source, line, status="In Transit"):
+    return Row(
+        order_num=1,
+        tracking_num=tracking,
+        pck_recieved_date=date(2023, 1, 1),
+        package_deliver_date=date(2023, 1, 2),
+        status=status,
+        address="1 Main St",
+        last_update_timestamp=datetime.fromisoformat(ts),
+        _rescued_data=None,
+        _source_file=source,
+        _source_line=line,
+        _landed_at=at(landed_day).replace(tzinfo=None),
+        _partition_date=date(2023, 1, landed_day),
+        _run_id="run",
+    )
+
+
+@pytest.fixture
+def orders(spark):
+    def build(*rows):
+        return spark.createDataFrame(list(rows), s.STAGED_SCHEMA)
+
+    return build
+
+
+def test_latest_row_wins_per_tracking_num(orders):
+    staged = orders(
+        _order("TRK1", "2023-01-01 10:00:00", 1, "a.csv", 2, "Order Placed"),
+        _order("TRK1", "2023-01-01 12:00:00", 1, "a.csv", 3, "Delivered"),
+        _order("TRK1", "2023-01-01 11:00:00", 1, "a.csv", 4, "In Transit"),
+        _order("TRK2", "2023-01-01 09:00:00", 1, "a.csv", 5),
+    )
+    expected = orders(
+        _order("TRK1", "2023-01-01 12:00:00", 1, "a.csv", 3, "Delivered"),
+        _order("TRK2", "2023-01-01 09:00:00", 1, "a.csv", 5),
+    )
+    assertDataFrameEqual(latest_per_tracking_num(staged), expected)
+
+
+def test_timestamp_ties_go_to_the_later_landed_file_then_the_later_line(orders):
+    staged = orders(
+        _order("TRK1", "2023-01-01 10:00:00", 2, "b.csv", 2, "later file"),
+        _order("TRK1", "2023-01-01 10:00:00", 1, "a.csv", 9, "earlier file"),
+        _order("TRK2", "2023-01-01 10:00:00", 1, "a.csv", 3, "earlier line"),
+        _order("TRK2", "2023-01-01 10:00:00", 1, "a.csv", 7, "later line"),
+    )
+    winners = {r.tracking_num: r.status for r in latest_per_tracking_num(staged).collect()}
+    assert winners == {"TRK1": "later file", "TRK2": "later line"}
+
+
+def test_newer_than_orders_by_the_whole_sequence(spark):
+    earlier, later = _order("T", "2023-01-01 10:00:00", 1, "a", 2), [
+        _order("T", "2023-01-01 10:00:01", 1, "a", 2),  # later timestamp
+        _order("T", "2023-01-01 10:00:00", 2, "a", 2),  # later landing
+        _order("T", "2023-01-01 10:00:00", 1, "b", 2),  # later file name at the same landing
+        _order("T", "2023-01-01 10:00:00", 1, "a", 3),  # later line
+    ]
+    pairs = spark.createDataFrame(
+        [(later_row, earlier) for later_row in later], f"n {s.STAGED_SCHEMA.simpleString()}, o {s.STAGED_SCHEMA.simpleString()}"
+    )
+    forward = pairs.selectExpr(f"{newer_than('n', 'o')} AS newer").collect()
+    backward = pairs.selectExpr(f"{newer_than('o', 'n')} AS newer").collect()
+    same = pairs.selectExpr(f"{newer_than('o', 'o')} AS newer").collect()
+    assert [r.newer for r in forward] == [True] * 4
+    assert [r.newer for r in backward] == [False] * 4
+    assert [r.newer for r in same] == [False] * 4
+
+
+def test_merge_is_independent_of_order_and_repeats(spark, orders, tmp_path):
+    day1 = orders(
+        _order("TRK1", "2023-01-01 10:00:00", 1, "d1", 2, "In Transit"),
+        _order("TRK2", "2023-01-01 11:00:00", 1, "d1", 3, "Delivered"),
+    )
+    day2 = orders(
+        _order("TRK1", "2023-01-02 08:00:00", 2, "d2", 2, "Delivered"),
+        _order("TRK2", "2023-01-01 09:00:00", 2, "d2", 3, "stale late row"),
+        _order("TRK3", "2023-01-02 09:00:00", 2, "d2", 4, "Order Placed"),
+    )
+    results = []
+    for name, sequence in {"forward": [day1, day2], "backward_repeated": [day2, day1, day2]}.items():
+        table = create_order_tracking_table(spark, str(tmp_path / name))
+        counts = [merge_into_order_tracking(table, day) for day in sequence]
+        results.append(spark.read.format("delta").load(str(tmp_path / name)))
+        if name == "forward":
+            assert [(c.inserted, c.updated, c.skipped_as_stale) for c in counts] == [(2, 0, 0), (1, 1, 1)]
+    for other in results[1:]:
+        assertDataFrameEqual(other, results[0])
+    statuses = {r.tracking_num: r.status for r in results[0].collect()}
+    assert statuses == {"TRK1": "Delivered", "TRK2": "Delivered", "TRK3": "Order Placed"}
+
+
+def test_order_tracking_table_is_clustered_with_deletion_vectors(spark, tmp_path):
+    path = str(tmp_path / "order_tracking")
+    create_order_tracking_table(spark, path)
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    assert detail.clusteringColumns == ["tracking_num"]
+    assert detail.properties["delta.enableDeletionVectors"] == "true"
