@@ -37,43 +37,48 @@ def _sample(frame: DataFrame) -> MetadataValue:
     return MetadataValue.json([row.asDict() for row in frame.limit(SAMPLE_SIZE).collect()])
 
 
-def check_tracking_num_is_unique(table: DataFrame) -> AssetCheckResult:
+def check_order_tracking(
+    table: DataFrame, known_statuses: list[str]
+) -> tuple[list[AssetCheckResult], int]:
+    """Both order_tracking checks, and the row count, from one pass over the table; samples only
+    when a check fails."""
+    unknown_status = ~F.col(s.STATUS).isin(known_statuses) | F.col(s.STATUS).isNull()
     stats = table.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count_distinct(s.TRACKING_NUM).alias("distinct"),
         F.count_if(F.col(s.TRACKING_NUM).isNull()).alias("nulls"),
+        F.count_if(unknown_status).alias("unknown_status"),
     ).first()
+
     duplicated = stats["rows"] - stats["nulls"] - stats["distinct"]
-    metadata = {"duplicate_rows": duplicated, "null_tracking_nums": stats["nulls"]}
+    unique_metadata = {"duplicate_rows": duplicated, "null_tracking_nums": stats["nulls"]}
     if duplicated:
-        offenders = (
-            table.groupBy(s.TRACKING_NUM).count().where("count > 1").orderBy(F.desc("count"))
-        )
-        metadata["sample"] = _sample(offenders)
-    return AssetCheckResult(
-        check_name=tracking_num_is_unique.name,
-        passed=duplicated == 0 and stats["nulls"] == 0,
-        severity=AssetCheckSeverity.ERROR,
-        metadata=metadata,
-    )
+        offenders = table.groupBy(s.TRACKING_NUM).count().where("count > 1")
+        unique_metadata["sample"] = _sample(offenders.orderBy(F.desc("count")))
 
+    status_metadata = {
+        "unknown_status_rows": stats["unknown_status"],
+        "known_statuses": ", ".join(known_statuses),
+    }
+    if stats["unknown_status"]:
+        by_status = table.where(unknown_status).groupBy(s.STATUS).count()
+        status_metadata["sample"] = _sample(by_status.orderBy(F.desc("count")))
 
-def check_status_is_known(table: DataFrame, known: list[str]) -> AssetCheckResult:
-    unknown = table.where(~F.col(s.STATUS).isin(known) | F.col(s.STATUS).isNull())
-    by_status = unknown.groupBy(s.STATUS).count().orderBy(F.desc("count"))
-    counts = by_status.collect()
-    count = sum(row["count"] for row in counts)
-    metadata = {"unknown_status_rows": count, "known_statuses": ", ".join(known)}
-    if count:
-        metadata["sample"] = MetadataValue.json(
-            [row.asDict() for row in counts[:SAMPLE_SIZE]]
-        )
-    return AssetCheckResult(
-        check_name=status_is_known.name,
-        passed=count == 0,
-        severity=AssetCheckSeverity.WARN,
-        metadata=metadata,
-    )
+    results = [
+        AssetCheckResult(
+            check_name=tracking_num_is_unique.name,
+            passed=duplicated == 0 and stats["nulls"] == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata=unique_metadata,
+        ),
+        AssetCheckResult(
+            check_name=status_is_known.name,
+            passed=stats["unknown_status"] == 0,
+            severity=AssetCheckSeverity.WARN,
+            metadata=status_metadata,
+        ),
+    ]
+    return results, stats["rows"]
 
 
 def check_no_quarantined_rows(quarantined: DataFrame, count: int) -> AssetCheckResult:

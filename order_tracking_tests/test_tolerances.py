@@ -93,33 +93,42 @@ def test_file_missing_a_required_column_is_quarantined_whole(spark, tmp_path):
     assert [r["_source_file"] for r in valid(rows)] == ["good.csv"]
 
 
-@pytest.mark.parametrize(
-    "line, reason",
-    [
-        (GOOD.replace("1000,", "10x0,", 1), "invalid order_num: '10x0'"),
-        (GOOD.replace("2023-01-07", "2023-13-07"), "invalid package_deliver_date: '2023-13-07'"),
-        (GOOD.replace("2023-01-05,", "05/01/2023,", 1), "invalid pck_recieved_date: '05/01/2023'"),
-        (GOOD.replace("2023-01-05 10:00:00", "yesterday"), "invalid last_update_timestamp: 'yesterday'"),
-        (GOOD.replace(",2023-01-05 10:00:00", ","), "empty last_update_timestamp"),
-        (GOOD.replace("TRK1000", ""), "empty tracking_num"),
-        (GOOD.replace("TRK1000", "   "), "empty tracking_num"),
-        (GOOD.rsplit(",", 1)[0], "expected 7 fields, found 6"),
-        (GOOD + ",extra", "expected 7 fields, found 8"),
-        (GOOD.replace("In Transit", '"In Transit'), "malformed CSV quoting"),
-        (HEADER, "repeated header line"),
-    ],
-    ids=[
-        "bad-int", "bad-date", "foreign-date-format", "bad-timestamp", "empty-timestamp",
-        "empty-tracking-num", "blank-tracking-num", "too-few-fields", "too-many-fields",
-        "unterminated-quote", "repeated-header",
-    ],
-)
-def test_malformed_line_is_quarantined_with_its_reason(spark, tmp_path, line, reason):
-    rows = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n{GOOD}\n{line}\n"})
-    [bad] = quarantined(rows)
-    assert bad["reason"].startswith(reason)
-    assert (bad["_source_file"], bad["_source_line"], bad["raw_text"]) == ("a.csv", 3, line)
-    assert [r["tracking_num"] for r in valid(rows)] == ["TRK1000"]
+MALFORMED = {
+    "bad-int": (GOOD.replace("1000,", "10x0,", 1), "invalid order_num: '10x0'"),
+    "bad-date": (GOOD.replace("2023-01-07", "2023-13-07"), "invalid package_deliver_date: '2023-13-07'"),
+    "foreign-date-format": (GOOD.replace("2023-01-05,", "05/01/2023,", 1), "invalid pck_recieved_date: '05/01/2023'"),
+    "bad-timestamp": (GOOD.replace("2023-01-05 10:00:00", "yesterday"), "invalid last_update_timestamp: 'yesterday'"),
+    "empty-timestamp": (GOOD.replace(",2023-01-05 10:00:00", ","), "empty last_update_timestamp"),
+    "empty-tracking-num": (GOOD.replace("TRK1000", ""), "empty tracking_num"),
+    "blank-tracking-num": (GOOD.replace("TRK1000", "   "), "empty tracking_num"),
+    "too-few-fields": (GOOD.rsplit(",", 1)[0], "expected 7 fields, found 6"),
+    "too-many-fields": (GOOD + ",extra", "expected 7 fields, found 8"),
+    "unterminated-quote": (GOOD.replace("In Transit", '"In Transit'), "malformed CSV quoting"),
+    "stray-quote-after-quoted-field": (GOOD.replace("In Transit", '"In" Transit'), "malformed CSV quoting"),
+    "repeated-header": (HEADER, "repeated header line"),
+}
+
+
+@pytest.fixture(scope="module")
+def malformed_file_rows(spark, tmp_path_factory):
+    """One file holding a good line and then every malformed case, parsed once for all cases."""
+    lines = [HEADER, GOOD] + [line for line, _ in MALFORMED.values()]
+    rows = classify_files(spark, tmp_path_factory.mktemp("malformed"), {"a.csv": "\n".join(lines) + "\n"})
+    return {r["_source_line"]: r for r in rows}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_line_is_quarantined_with_its_reason(malformed_file_rows, case):
+    line_number = 3 + list(MALFORMED).index(case)
+    line, reason = MALFORMED[case]
+    row = malformed_file_rows[line_number]
+    assert row["reason"] is not None and row["reason"].startswith(reason)
+    assert (row["_source_file"], row["raw_text"]) == ("a.csv", line)
+
+
+def test_only_the_malformed_lines_are_quarantined(malformed_file_rows):
+    assert [r["tracking_num"] for r in valid(malformed_file_rows.values())] == ["TRK1000"]
+    assert len(quarantined(malformed_file_rows.values())) == len(MALFORMED)
 
 
 def test_several_problems_on_one_line_are_all_named(spark, tmp_path):

@@ -126,7 +126,7 @@ def test_merge_is_independent_of_order_and_repeats(spark, orders, tmp_path):
     results = []
     for name, sequence in {"forward": [day1, day2], "backward_repeated": [day2, day1, day2]}.items():
         table = create_order_tracking_table(spark, str(tmp_path / name))
-        counts = [merge_into_order_tracking(table, day) for day in sequence]
+        counts = [merge_into_order_tracking(spark, table, day, f"{name}-{i}") for i, day in enumerate(sequence)]
         results.append(spark.read.format("delta").load(str(tmp_path / name)))
         if name == "forward":
             assert [(c.inserted, c.updated, c.skipped_as_stale) for c in counts] == [(2, 0, 0), (1, 1, 1)]

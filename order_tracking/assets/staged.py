@@ -60,12 +60,15 @@ def staged_orders(context: AssetExecutionContext) -> MaterializeResult:
     # Parsed once, then counted, staged and quarantined from the same cached rows.
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        is_valid = F.col("reason").isNull() & ~F.col("_blank")
         counts = classified.agg(
             F.count_if(~F.col("_blank")).alias("read"),
             F.count_if(F.col("_blank")).alias("blank"),
             F.count_if(F.col("reason").isNotNull()).alias("quarantined"),
+            # de-duplication keeps exactly one row per distinct valid tracking_num
+            F.count_distinct(F.when(is_valid, F.col(s.TRACKING_NUM))).alias("staged"),
         ).first()
-        valid = classified.where(F.col("reason").isNull() & ~F.col("_blank"))
+        valid = classified.where(is_valid)
         staged = latest_per_tracking_num(valid).select(
             *[c for c in s.STAGED_SCHEMA.fieldNames() if c != s.RUN_ID],
             F.lit(context.run.run_id).alias(s.RUN_ID),
@@ -80,12 +83,7 @@ def staged_orders(context: AssetExecutionContext) -> MaterializeResult:
     finally:
         classified.unpersist()
 
-    staged_rows = (
-        spark.read.format("delta")
-        .load(lakehouse.table_uri(STAGED_ORDERS))
-        .where(F.col(s.PARTITION_DATE) == F.lit(partition_key).cast("date"))
-        .count()
-    )
+    staged_rows = counts["staged"]
     valid_rows = counts["read"] - counts["quarantined"]
     return MaterializeResult(
         metadata={

@@ -4,12 +4,7 @@ from pyspark.sql import functions as F
 from order_tracking import schema as s
 from order_tracking.assets.common import ASSET_DEFAULTS
 from order_tracking.assets.staged import staged_orders, table_schema
-from order_tracking.checks import (
-    check_status_is_known,
-    check_tracking_num_is_unique,
-    status_is_known,
-    tracking_num_is_unique,
-)
+from order_tracking.checks import check_order_tracking, status_is_known, tracking_num_is_unique
 from order_tracking.resources.lakehouse import ORDER_TRACKING, STAGED_ORDERS
 from order_tracking.transforms.merge import create_order_tracking_table, merge_into_order_tracking
 
@@ -42,11 +37,10 @@ def order_tracking(context: AssetExecutionContext, config: OrderTrackingConfig) 
         .where(F.col(s.PARTITION_DATE) == F.lit(context.partition_key).cast("date"))
         .select(*s.ORDER_TRACKING_SCHEMA.fieldNames())
     )
-    counts = merge_into_order_tracking(target, staged)
-    version = target.history(1).select("version").first()["version"]
-
-    table = spark.read.format("delta").load(uri)
-    table_rows = table.count()
+    counts = merge_into_order_tracking(spark, target, staged, commit_tag=context.run.run_id)
+    checks, table_rows = check_order_tracking(
+        spark.read.format("delta").load(uri), config.known_statuses
+    )
     return MaterializeResult(
         metadata={
             "dagster/row_count": table_rows,
@@ -54,12 +48,9 @@ def order_tracking(context: AssetExecutionContext, config: OrderTrackingConfig) 
             "updated": counts.updated,
             "skipped_as_stale": counts.skipped_as_stale,
             "source_rows": counts.source_rows,
-            "delta_version": version,
+            "delta_version": counts.version,
             "dagster/column_schema": table_schema(s.ORDER_TRACKING_SCHEMA),
             "table": MetadataValue.path(uri),
         },
-        check_results=[
-            check_tracking_num_is_unique(table),
-            check_status_is_known(table, config.known_statuses),
-        ],
+        check_results=checks,
     )

@@ -10,8 +10,13 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from order_tracking import schema as s
+
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+# Writers to order_tracking are serialized, so our commit is the newest or close to it.
+HISTORY_SEARCH_DEPTH = 20
 
 
 def newer_than(new: str, old: str) -> str:
@@ -30,6 +35,7 @@ class MergeCounts:
     source_rows: int
     inserted: int
     updated: int
+    version: int
 
     @property
     def skipped_as_stale(self) -> int:
@@ -49,21 +55,42 @@ def create_order_tracking_table(spark: SparkSession, path: str) -> DeltaTable:
     )
 
 
-def merge_into_order_tracking(target: DeltaTable, staged: DataFrame) -> MergeCounts:
-    """Upsert staged rows (at most one per tracking_num) into the target; never deletes."""
-    source_rows = staged.count()
-    columns = [f.name for f in s.ORDER_TRACKING_SCHEMA.fields]
-    assignments = {c: f"s.{c}" for c in columns}
-    metrics = (
-        target.alias("t")
-        .merge(staged.alias("s"), f"t.{s.TRACKING_NUM} = s.{s.TRACKING_NUM}")
-        .whenMatchedUpdate(condition=newer_than("s", "t"), set=assignments)
-        .whenNotMatchedInsert(values=assignments)
-        .execute()
-        .first()
+def merge_into_order_tracking(
+    spark: SparkSession, target: DeltaTable, staged: DataFrame, commit_tag: str
+) -> MergeCounts:
+    """Upsert staged rows (at most one per tracking_num) into the target; never deletes.
+
+    The commit carries `commit_tag` (the run id) as its userMetadata: lineage for whoever reads
+    the table history, and how the counts are found again without re-counting the source.
+    """
+    assignments = {c: f"s.{c}" for c in s.ORDER_TRACKING_SCHEMA.fieldNames()}
+    spark.conf.set(USER_METADATA, commit_tag)
+    try:
+        (
+            target.alias("t")
+            .merge(staged.alias("s"), f"t.{s.TRACKING_NUM} = s.{s.TRACKING_NUM}")
+            .whenMatchedUpdate(condition=newer_than("s", "t"), set=assignments)
+            .whenNotMatchedInsert(values=assignments)
+            .execute()
+        )
+    finally:
+        spark.conf.unset(USER_METADATA)
+    history = target.history(HISTORY_SEARCH_DEPTH)
+    ours = (
+        history.where((F.col("userMetadata") == commit_tag) & (F.col("operation") == "MERGE"))
+        .orderBy(F.desc("version"))
+        .limit(1)
+        .collect()
     )
+    if not ours:
+        # Delta writes no commit for a MERGE that changes nothing: every source row was stale.
+        version = history.agg(F.max("version")).first()[0]
+        return MergeCounts(source_rows=staged.count(), inserted=0, updated=0, version=version)
+    [commit] = ours
+    metrics = commit["operationMetrics"]
     return MergeCounts(
-        source_rows=source_rows,
-        inserted=int(metrics["num_inserted_rows"]),
-        updated=int(metrics["num_updated_rows"]),
+        source_rows=int(metrics["numSourceRows"]),
+        inserted=int(metrics["numTargetRowsInserted"]),
+        updated=int(metrics["numTargetRowsUpdated"]),
+        version=commit["version"],
     )

@@ -1,0 +1,103 @@
+"""staged_orders and order_tracking as Dagster assets: what they write, their metadata, their checks.
+
+One partition or two at a time, through dagster.materialize into tmp_path.
+"""
+
+from dagster import materialize
+
+from order_tracking.assets import raw_order_files, staged_orders
+from order_tracking.sample_data import sample_files
+from order_tracking_tests.helpers import GOOD_LINE, HEADER, PIPELINE, at, land, run_days
+
+STAGING = [raw_order_files, staged_orders]
+
+
+def metadata(result, asset):
+    [materialization] = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in materialization.metadata.items()}
+
+
+def checks(result):
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def table(spark, lakehouse_dir, name):
+    return spark.read.format("delta").load(str(lakehouse_dir / name))
+
+
+def test_sample_day_is_staged_with_duplicates_collapsed(spark, local_resources, landing_dir, lakehouse_dir):
+    day5 = sample_files()[4]
+    land(landing_dir, day5.name, day5.read_bytes(), at(5))
+
+    result = materialize(STAGING, partition_key="2023-01-05", resources=local_resources)
+
+    staged = metadata(result, "staged_orders")
+    # 24 data lines; TRK1017 appears twice in the file (an old and a new row).
+    assert (staged["rows_read"], staged["rows_staged"], staged["duplicates_collapsed"]) == (24, 23, 1)
+    assert staged["rows_quarantined"] == 0
+    assert staged["dagster/row_count"] == 23
+    trk1017 = table(spark, lakehouse_dir, "staged_orders").where("tracking_num = 'TRK1017'").collect()
+    assert [(r.status, str(r.last_update_timestamp), r._source_line) for r in trk1017] == [
+        ("Returned", "2023-01-05 23:17:40", 25)
+    ]
+    assert checks(result)["partition_has_no_quarantined_rows"].passed
+
+
+def test_quarantined_lines_land_in_the_quarantine_table_and_warn(spark, local_resources, landing_dir, lakehouse_dir):
+    bad = GOOD_LINE.replace("1000,", "oops,", 1)
+    land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{GOOD_LINE}\n{bad}\n")
+
+    result = materialize(STAGING, partition_key="2023-01-05", resources=local_resources)
+
+    assert metadata(result, "staged_orders")["rows_quarantined"] == 1
+    [row] = table(spark, lakehouse_dir, "quarantined_orders").collect()
+    assert (row._source_file, row._source_line, row.raw_text, row.reason) == (
+        "raw/dt=2023-01-05/orders_2023_01_05.csv", 3, bad, "invalid order_num: 'oops'"
+    )
+    assert str(row._partition_date) == "2023-01-05"
+    check = checks(result)["partition_has_no_quarantined_rows"]
+    assert not check.passed
+    assert check.severity.value == "WARN"
+    assert check.metadata["quarantined_rows"].value == 1
+
+
+def test_restaging_replaces_exactly_its_partition(spark, local_resources, landing_dir, lakehouse_dir):
+    land(landing_dir, "orders_2023_01_04.csv", f"{HEADER}\n{GOOD_LINE.replace('TRK1000', 'TRK4')}\n")
+    land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{GOOD_LINE}\n")
+    for day in ["2023-01-04", "2023-01-05", "2023-01-05"]:
+        assert materialize(STAGING, partition_key=day, resources=local_resources).success
+
+    staged = table(spark, lakehouse_dir, "staged_orders")
+    assert sorted((str(r._partition_date), r.tracking_num) for r in staged.collect()) == [
+        ("2023-01-04", "TRK4"), ("2023-01-05", "TRK1000")
+    ]
+
+
+def test_merge_metadata_and_checks(spark, local_resources, landing_dir, lakehouse_dir):
+    land(landing_dir, "orders_2023_01_04.csv", f"{HEADER}\n{GOOD_LINE}\n{GOOD_LINE.replace('TRK1000', 'TRK2')}\n", at(4))
+    newer = GOOD_LINE.replace("10:00:00", "11:00:00").replace("In Transit", "Lost at sea")
+    older = GOOD_LINE.replace("TRK1000", "TRK2").replace("10:00:00", "09:00:00")
+    land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{newer}\n{older}\n{GOOD_LINE.replace('TRK1000', 'TRK3')}\n", at(5))
+
+    _, day5 = run_days(local_resources, ["2023-01-04", "2023-01-05"])
+
+    merged = metadata(day5, "order_tracking")
+    assert (merged["inserted"], merged["updated"], merged["skipped_as_stale"]) == (1, 1, 1)
+    assert merged["dagster/row_count"] == 3
+    assert merged["delta_version"] == 2  # create, merge day 4, merge day 5
+    results = checks(day5)
+    assert results["tracking_num_is_unique"].passed
+    status = results["status_is_known"]
+    assert not status.passed and status.severity.value == "WARN"
+    assert status.metadata["unknown_status_rows"].value == 1
+
+
+def test_known_statuses_are_configurable(spark, local_resources, landing_dir):
+    land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{GOOD_LINE.replace('In Transit', 'Lost at sea')}\n")
+    result = materialize(
+        PIPELINE,
+        partition_key="2023-01-05",
+        resources=local_resources,
+        run_config={"ops": {"order_tracking": {"config": {"known_statuses": ["Lost at sea"]}}}},
+    )
+    assert checks(result)["status_is_known"].passed

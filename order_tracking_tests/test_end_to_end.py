@@ -1,0 +1,41 @@
+"""The user's five sample days through the whole pipeline, in day order: the exact final table."""
+
+import csv
+from pathlib import Path
+
+from order_tracking.sample_data import land_sample_files, sample_files
+from order_tracking_tests.helpers import at, business_rows, oracle, run_days
+
+EXPECTED = Path(__file__).parent / "expected" / "order_tracking_after_sample_days.csv"
+DAYS = ["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05"]
+
+
+def expected_rows() -> list[tuple]:
+    with EXPECTED.open() as f:
+        return sorted(tuple(row) for row in list(csv.reader(f))[1:])
+
+
+def test_expected_table_matches_an_independent_oracle():
+    files = [(p.name, p.read_text(), at(day)) for day, p in enumerate(sample_files(), start=1)]
+    assert oracle(files) == expected_rows()
+
+
+def test_sample_days_give_the_expected_table(spark, local_resources, landing_dir, lakehouse_dir):
+    land_sample_files(landing_dir)
+
+    results = run_days(local_resources, DAYS)
+
+    table = spark.read.format("delta").load(str(lakehouse_dir / "order_tracking"))
+    assert business_rows(table) == expected_rows()
+    [trk1017] = table.where("tracking_num = 'TRK1017'").collect()
+    assert (trk1017.status, str(trk1017.last_update_timestamp)) == ("Returned", "2023-01-05 23:17:40")
+    # TRK1019 has the same newest row in the 01-04 and 01-05 files: the later-landed file wins.
+    [trk1019] = table.where("tracking_num = 'TRK1019'").collect()
+    assert trk1019._source_file == "raw/dt=2023-01-05/order_tracking_2023_01_05.csv"
+
+    merges = []
+    for result in results:
+        [m] = result.asset_materializations_for_node("order_tracking")
+        merges.append(tuple(m.metadata[k].value for k in ("inserted", "updated", "skipped_as_stale")))
+    assert merges == [(20, 0, 0), (1, 20, 0), (0, 6, 0), (1, 21, 0), (1, 22, 0)]
+    assert list(landing_dir.iterdir()) == []
