@@ -11,29 +11,38 @@ from order_tracking import settings
 from order_tracking.definitions import defs
 from order_tracking.sample_data import land_sample_files
 
+# The demo prints its own summary; the full event log stays in the instance (see `make dev`).
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 SAMPLE_DAYS = ["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05"]
 
 
 def main() -> int:
+    # The demo owns its folders under the data directory, whatever the landing and lakehouse
+    # variables say: it wipes them to start clean and must never wipe a user's real data.
     data_dir = settings.data_dir()
-    for folder in (settings.landing_uri(), settings.lakehouse_uri()):
-        shutil.rmtree(folder, ignore_errors=True)  # re-running the demo starts clean
-    landed = land_sample_files(settings.data_dir() / "landing")
-    print(f"Landed {len(landed)} sample files in {settings.landing_uri()}")
+    landing, lakehouse = data_dir / "landing", data_dir / "lakehouse"
+    os.environ["ORDER_TRACKING_LANDING_URI"] = str(landing)
+    os.environ["ORDER_TRACKING_LAKEHOUSE_URI"] = str(lakehouse)
+    for folder in (landing, lakehouse):
+        shutil.rmtree(folder, ignore_errors=True)
+    landed = land_sample_files(landing)
+    print(f"Landed {len(landed)} sample files in {landing}")
 
     job = defs.get_job_def("order_tracking_job")
     merges = []
     with DagsterInstance.get() as instance:
         for day in SAMPLE_DAYS:
-            result = job.execute_in_process(partition_key=day, instance=instance)
+            result = job.execute_in_process(
+                partition_key=day, instance=instance, run_config=QUIET_RUN
+            )
             if not result.success:
                 print(f"run for {day} failed", file=sys.stderr)
                 return 1
-            meta = {
-                m.asset_key.to_user_string(): m.metadata
-                for m in result.asset_materializations_for_node("order_tracking")
-            }["order_tracking"]
-            merges.append((day, *(meta[k].value for k in ("inserted", "updated", "skipped_as_stale", "dagster/row_count"))))
+            print(f"{day}: run {result.run_id} succeeded")
+            [merged] = result.asset_materializations_for_node("order_tracking")
+            counts = ("inserted", "updated", "skipped_as_stale", "dagster/row_count")
+            merges.append((day, *(merged.metadata[k].value for k in counts)))
 
     print("\nPer-partition merge counts")
     print(f"{'partition':<12}{'inserted':>10}{'updated':>10}{'stale':>8}{'rows':>8}")
@@ -41,8 +50,8 @@ def main() -> int:
         print(f"{day:<12}{inserted:>10}{updated:>10}{stale:>8}{rows:>8}")
 
     spark = SparkSession.getActiveSession()  # the session the runs used
-    table = spark.read.format("delta").load(os.path.join(settings.lakehouse_uri(), "order_tracking"))
-    print(f"\norder_tracking ({table.count()} rows) in {settings.lakehouse_uri()}/order_tracking")
+    table = spark.read.format("delta").load(str(lakehouse / "order_tracking"))
+    print(f"\norder_tracking ({table.count()} rows) in {lakehouse / 'order_tracking'}")
     table.orderBy("tracking_num").select(
         "order_num", "tracking_num", "pck_recieved_date", "package_deliver_date", "status",
         "address", "last_update_timestamp", "_source_file", "_source_line",

@@ -101,3 +101,13 @@ def test_known_statuses_are_configurable(spark, local_resources, landing_dir):
         run_config={"ops": {"order_tracking": {"config": {"known_statuses": ["Lost at sea"]}}}},
     )
     assert checks(result)["status_is_known"].passed
+
+
+def test_a_day_without_files_materializes_empty(spark, local_resources, lakehouse_dir):
+    """Backfills cover days on which nothing landed: those runs succeed and change nothing."""
+    [result] = run_days(local_resources, ["2023-01-02"])
+
+    assert metadata(result, "raw_order_files")["files_moved"] == 0
+    assert metadata(result, "staged_orders")["rows_staged"] == 0
+    assert metadata(result, "order_tracking")["dagster/row_count"] == 0
+    assert all(c.passed for c in checks(result).values())

@@ -32,6 +32,10 @@ _FIELD = f"(?:{_QUOTED}|{_UNQUOTED})"
 CSV_LINE = f"^{_FIELD}(?:,{_FIELD})*$"
 CSV_FIELDS = f"(?:^|,)({_FIELD})"
 
+NUMBERED_LINES_SCHEMA = (
+    f"{s.SOURCE_FILE} string, {s.SOURCE_LINE} long, {s.LANDED_AT} timestamp, value string"
+)
+
 _TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]", "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS][XXX]")
 _DATE_FORMAT = "yyyy-MM-dd"
 
@@ -83,11 +87,8 @@ def read_numbered_lines(spark: SparkSession, files: list[RawFile]) -> DataFrame:
     consecutive, so a line's number is its offset in the split plus the lines of earlier splits.
     This keeps big files splittable instead of funnelling each through a single task.
     """
-    line_schema = "_source_file string, _landed_at timestamp, _block long, _id long, value string"
     if not files:
-        return spark.createDataFrame([], line_schema + ", _source_line long").select(
-            "_source_file", "_source_line", "_landed_at", "value"
-        )
+        return spark.createDataFrame([], NUMBERED_LINES_SCHEMA)
     reads = [
         spark.read.text(f.uri).select(
             F.lit(f.source).alias(s.SOURCE_FILE),
