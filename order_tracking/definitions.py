@@ -1,19 +1,18 @@
-from dagster import Definitions, define_asset_job, in_process_executor, with_source_code_references
+from dagster import Definitions, in_process_executor, with_source_code_references
 
 from order_tracking.assets import order_tracking, raw_order_files, staged_orders
-from order_tracking.environment import current_environment
+from order_tracking.environment import current_environment, sensor_settings
+from order_tracking.jobs import order_tracking_job
 from order_tracking.resources import resources_for
+from order_tracking.sensors import build_order_files_sensor
 
-order_tracking_job = define_asset_job(
-    "order_tracking_job",
-    selection=[raw_order_files, staged_orders, order_tracking],
-    description="Land, stage and merge one day of order files.",
-)
+environment = current_environment()
 
 defs = Definitions(
     assets=with_source_code_references([raw_order_files, staged_orders, order_tracking]),
     jobs=[order_tracking_job],
-    resources=resources_for(current_environment()),
+    sensors=[build_order_files_sensor(*sensor_settings(environment))],
+    resources=resources_for(environment),
     # The three steps of a run are a chain: running them in one process shares one Spark session
     # instead of starting a JVM per step. (Remote steps still go through the step launcher.)
     executor=in_process_executor,

@@ -1,11 +1,13 @@
-"""The one place that decides which environment this process deploys."""
+"""The one place that decides which environment this process deploys, and what follows from it."""
 
 import os
 from enum import Enum
 
+from dagster import DefaultSensorStatus
+
 
 class Environment(str, Enum):
-    LOCAL = "local"  # local Spark + Delta, local landing folder, no-op step launcher
+    LOCAL = "local"  # local Spark + Delta, local or gs:// landing, no-op step launcher
 
 
 def current_environment() -> Environment:
@@ -16,3 +18,12 @@ def current_environment() -> Environment:
     except ValueError:
         known = ", ".join(e.value for e in Environment)
         raise ValueError(f"ORDER_TRACKING_ENV={name!r} is not one of: {known}") from None
+
+
+def sensor_settings(environment: Environment) -> tuple[int, DefaultSensorStatus]:
+    """(interval, default status) of order_files_sensor: running by default in production; locally
+    stopped unless ORDER_TRACKING_SENSOR=running (a laptop should not move files on its own)."""
+    interval = int(os.environ.get("ORDER_TRACKING_SENSOR_INTERVAL_SECONDS", "30"))
+    wanted = os.environ.get("ORDER_TRACKING_SENSOR", "")
+    running = wanted == "running" if environment is Environment.LOCAL else wanted != "stopped"
+    return interval, DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED

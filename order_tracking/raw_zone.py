@@ -26,8 +26,8 @@ from pyspark.sql.types import (
 )
 
 from order_tracking.partitions import base_name, is_order_file, partition_for_file
-from order_tracking.resources.landing import LandedFile, LocalLandingZone
-from order_tracking.resources.lakehouse import LocalLakehouse
+from order_tracking.resources.landing import LandedFile, LandingZone
+from order_tracking.resources.lakehouse import Lakehouse, SourceChanged
 
 LEDGER_SCHEMA = StructType(
     [
@@ -112,8 +112,8 @@ def files_of_partition(files: list[LandedFile], partition_key: str) -> list[Land
 
 def ingest_partition(
     spark: SparkSession,
-    landing: LocalLandingZone,
-    lakehouse: LocalLakehouse,
+    landing: LandingZone,
+    lakehouse: Lakehouse,
     ledger_uri: str,
     partition_key: str,
     landed: list[LandedFile],
@@ -140,10 +140,13 @@ def ingest_partition(
                 break
             version += 1  # never overwrite: an unrecorded file here may be the only copy of its bytes
         if existing is None:
-            with landing.open(file) as stream:
-                copied_md5, size = lakehouse.write_raw(relpath, stream)
+            try:
+                copied_md5, size = lakehouse.store_raw(relpath, landing, file)
+            except SourceChanged:
+                report.changed_while_moving.append(file.name)
+                continue
             if copied_md5 != md5:
-                # Replaced while we copied; the copy stays (it is real bytes) and the new
+                # Replaced while we streamed it; the copy stays (it is real bytes) and the new
                 # generation is picked up by a later run.
                 report.changed_while_moving.append(file.name)
                 used_paths.add(relpath)

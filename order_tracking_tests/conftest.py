@@ -1,16 +1,18 @@
 """Shared fixtures: one Spark + Delta session for the whole run, and per-test lakehouses."""
 
+import os
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
 from dagster_pyspark.resources import spark_session_from_config
 
-from order_tracking.resources.lakehouse import LocalLakehouse
-from order_tracking.resources.landing import LocalLandingZone
+from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.resources.landing import LandingZone
 from order_tracking.resources import resources_for
 from order_tracking.environment import Environment
 from order_tracking.resources.spark import local_spark_config
+from order_tracking_tests.gcs_emulator import GcsEmulator
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +46,8 @@ def local_resources(spark, landing_dir, lakehouse_dir) -> dict:
     """The local environment's resources, pointed at this test's folders."""
     return {
         **resources_for(Environment.LOCAL),
-        "landing": LocalLandingZone(uri=str(landing_dir)),
-        "lakehouse": LocalLakehouse(uri=str(lakehouse_dir)),
+        "landing": LandingZone(uri=str(landing_dir)),
+        "lakehouse": Lakehouse(uri=str(lakehouse_dir)),
     }
 
 
@@ -53,3 +55,26 @@ def local_resources(spark, landing_dir, lakehouse_dir) -> dict:
 def instance():
     with DagsterInstance.ephemeral() as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    emulator = GcsEmulator().start()
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
+    yield emulator
+    emulator.stop()
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture
+def bucket(gcs_emulator, request):
+    """A fresh bucket on the emulator for each test."""
+    from google.cloud import storage
+
+    client = storage.Client(project="test")
+    name = "landing-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
+    return client.create_bucket(name)

@@ -4,8 +4,8 @@ from dagster import ResourceDefinition
 from dagster_pyspark import PySparkResource
 
 from order_tracking.environment import Environment
-from order_tracking.resources.lakehouse import LocalLakehouse
-from order_tracking.resources.landing import LocalLandingZone
+from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.resources.landing import LandingZone
 from order_tracking.resources.spark import local_spark_config
 
 
@@ -17,7 +17,7 @@ def resources_for(environment: Environment) -> dict:
             "step_launcher": ResourceDefinition.none_resource(
                 description="Runs steps in-process (no step launcher)."
             ),
-            "landing": LocalLandingZone(),
-            "lakehouse": LocalLakehouse(),
+            "landing": LandingZone(),
+            "lakehouse": Lakehouse(),
         }
     raise ValueError(f"no resources for environment {environment}")

@@ -1,16 +1,29 @@
-"""The lakehouse root: the raw zone (original bytes of every file) and the Delta tables."""
+"""The lakehouse root: the raw zone (original bytes of every file) and the Delta tables.
+
+`ORDER_TRACKING_LAKEHOUSE_URI` is a local folder (laptop, CI) or `gs://bucket/prefix`
+(production, where Spark reads and writes gs:// through the cluster's GCS connector).
+"""
 
 import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 from dagster import ConfigurableResource
-from pydantic import Field
+from dagster_gcp import GCSResource
+from pydantic import Field, PrivateAttr
 
 from order_tracking import settings
-from order_tracking.resources.landing import CHUNK, md5_of
+from order_tracking.resources.landing import (
+    CHUNK,
+    GcsPrefix,
+    LandedFile,
+    LandingZone,
+    md5_hex,
+    md5_of,
+    split_gs_uri,
+)
 
 STAGED_ORDERS = "staged_orders"
 ORDER_TRACKING = "order_tracking"
@@ -18,35 +31,98 @@ QUARANTINED_ORDERS = "quarantined_orders"
 RAW_FILE_LEDGER = "raw_file_ledger"
 
 
-class LocalLakehouse(ConfigurableResource):
-    """A lakehouse rooted in a local folder: Delta tables at <root>/<table>, raw files under
-    <root>/raw/dt=YYYY-MM-DD/."""
+class SourceChanged(Exception):
+    """The landed object was replaced while we copied it; a later run takes the new bytes."""
+
+
+class Lakehouse(ConfigurableResource):
+    """Delta tables at <root>/<table>; raw files under <root>/raw/dt=YYYY-MM-DD/."""
 
     uri: str | None = Field(
         default=None, description="Lakehouse root; defaults to $ORDER_TRACKING_LAKEHOUSE_URI."
     )
+    gcp_project: str | None = Field(default=None, description="GCP project for a gs:// root.")
 
     @property
-    def root(self) -> Path:
-        return Path(self.uri or settings.lakehouse_uri()).expanduser().resolve()
+    def root_uri(self) -> str:
+        uri = self.uri or settings.lakehouse_uri()
+        if uri.startswith("gs://"):
+            return uri.rstrip("/")
+        return str(Path(uri).expanduser().resolve())
+
+    @property
+    def on_gcs(self) -> bool:
+        return self.root_uri.startswith("gs://")
 
     def table_uri(self, table: str) -> str:
-        return str(self.root / table)
+        return f"{self.root_uri}/{table}"
 
     def uri_of(self, relpath: str) -> str:
-        return str(self.root / relpath)
+        return f"{self.root_uri}/{relpath}"
+
+    _client: Any = PrivateAttr(default=None)
+
+    def _blob(self, relpath: str):
+        if self._client is None:
+            self._client = GCSResource(project=self.gcp_project).get_client()
+        bucket, prefix = split_gs_uri(self.root_uri)
+        return self._client.bucket(bucket).blob(prefix + relpath)
 
     def raw_md5(self, relpath: str) -> str | None:
-        path = self.root / relpath
+        """md5 (hex) of an existing raw file, None when there is none."""
+        if self.on_gcs:
+            blob = self._blob(relpath)
+            if not blob.exists():
+                return None
+            blob.reload()
+            return md5_hex(blob.md5_hash)
+        path = Path(self.root_uri) / relpath
         if not path.is_file():
             return None
         with path.open("rb") as stream:
             return md5_of(stream)[0]
 
-    def write_raw(self, relpath: str, source: BinaryIO) -> tuple[str, int]:
-        """Write bytes under a fresh name, fsync, then link it into place, so a raw file is either
-        complete or absent. Never replaces an existing raw file."""
-        target = self.root / relpath
+    def store_raw(self, relpath: str, landing: LandingZone, file: LandedFile) -> tuple[str, int]:
+        """Copy one landed file to a raw path that must not exist yet; returns (md5, size).
+
+        GCS to GCS is a server-side rewrite pinned to the landed generation; anything else
+        streams the bytes. Raw files are never overwritten (if_generation_match=0 / link)."""
+        if self.on_gcs and isinstance(landing.store, GcsPrefix):
+            return self._rewrite_from(landing.store, file, relpath)
+        with landing.open(file) as source:
+            return self._upload(relpath, source) if self.on_gcs else self._write_local(relpath, source)
+
+    def _rewrite_from(self, landing: GcsPrefix, file: LandedFile, relpath: str) -> tuple[str, int]:
+        from google.api_core.exceptions import PreconditionFailed
+
+        target, token = self._blob(relpath), None
+        try:
+            while True:
+                token, _, _ = target.rewrite(
+                    landing.pinned_blob(file),
+                    token=token,
+                    if_generation_match=0,
+                    if_source_generation_match=int(file.generation),
+                )
+                if token is None:
+                    break
+        except PreconditionFailed as error:
+            raise SourceChanged(file.name) from error
+        target.reload()
+        if target.md5_hash is None:  # composite objects carry no md5: hash the copy itself
+            with target.open("rb") as copied:
+                return md5_of(copied)
+        return md5_hex(target.md5_hash), target.size
+
+    def _upload(self, relpath: str, source) -> tuple[str, int]:
+        target = self._blob(relpath)
+        target.upload_from_file(source, if_generation_match=0)
+        target.reload()
+        return md5_hex(target.md5_hash), target.size
+
+    def _write_local(self, relpath: str, source) -> tuple[str, int]:
+        """Write under a fresh name, fsync, then link into place: a raw file is complete or absent."""
+        target = Path(self.root_uri) / relpath
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         digest, size = hashlib.md5(), 0
