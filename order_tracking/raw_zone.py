@@ -26,8 +26,8 @@ from pyspark.sql.types import (
 )
 
 from order_tracking.partitions import base_name, is_order_file, partition_for_file
-from order_tracking.resources.landing import LandedFile, LandingZone
-from order_tracking.resources.lakehouse import Lakehouse, SourceChanged
+from order_tracking.resources.landing import LandedFile, LandingZone, SourceChanged
+from order_tracking.resources.lakehouse import Lakehouse
 
 LEDGER_SCHEMA = StructType(
     [
@@ -127,7 +127,11 @@ def ingest_partition(
     done: list[LandedFile] = []
 
     for file in landed:
-        md5 = landing.md5(file)
+        try:
+            md5 = landing.md5(file)
+        except SourceChanged:
+            report.changed_while_moving.append(file.name)
+            continue
         if (file.name, md5) in known:
             report.replays.append(file.name)
             done.append(file)

@@ -20,6 +20,7 @@ from order_tracking.resources.landing import (
     GcsPrefix,
     LandedFile,
     LandingZone,
+    SourceChanged,
     md5_hex,
     md5_of,
     split_gs_uri,
@@ -29,10 +30,6 @@ STAGED_ORDERS = "staged_orders"
 ORDER_TRACKING = "order_tracking"
 QUARANTINED_ORDERS = "quarantined_orders"
 RAW_FILE_LEDGER = "raw_file_ledger"
-
-
-class SourceChanged(Exception):
-    """The landed object was replaced while we copied it; a later run takes the new bytes."""
 
 
 class Lakehouse(ConfigurableResource):

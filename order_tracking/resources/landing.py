@@ -23,6 +23,10 @@ from order_tracking import settings
 CHUNK = 8 * 1024 * 1024
 
 
+class SourceChanged(Exception):
+    """The landed object was replaced or removed since it was listed; a later run takes it."""
+
+
 @dataclass(frozen=True)
 class LandedFile:
     name: str  # relative to the landing root, "/"-separated
@@ -135,13 +139,22 @@ class GcsPrefix:
         return self.bucket.blob(self.blob_name(file), generation=int(file.generation))
 
     def open(self, file: LandedFile) -> BinaryIO:
-        return self.pinned_blob(file).open("rb")
+        blob = self.pinned_blob(file)
+        try:
+            blob.reload()  # fail now, not mid-copy, when the listed generation is gone
+        except self._gone as error:
+            raise SourceChanged(file.name) from error
+        return blob.open("rb")
 
     def is_current(self, file: LandedFile) -> bool:
         blob = self.bucket.get_blob(self.blob_name(file))
         return blob is not None and str(blob.generation) == file.generation
 
     def remove(self, file: LandedFile) -> bool:
+        # The precondition is what makes this safe on GCS; the look first also keeps emulators
+        # that ignore preconditions (fake-gcs-server does) from deleting a newer upload.
+        if not self.is_current(file):
+            return False
         try:
             self.bucket.delete_blob(self.blob_name(file), if_generation_match=int(file.generation))
         except self._gone:
