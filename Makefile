@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install jars demo test dev clean
+.PHONY: install jars demo demo-gcs test dev clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ demo: jars $(DAGSTER_HOME)/dagster.yaml
 
 test: jars
 	$(BIN)/python -m pytest -q
+
+# The sensor-driven flow against fake-gcs-server, with Dagit on 127.0.0.1:3000 (Ctrl-C stops).
+demo-gcs: jars
+	PYTHONPATH=$(CURDIR) $(BIN)/python scripts/demo_gcs.py
 
 dev: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

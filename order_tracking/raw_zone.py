@@ -28,6 +28,7 @@ from pyspark.sql.types import (
 from order_tracking.partitions import base_name, is_order_file, partition_for_file
 from order_tracking.resources.landing import LandedFile, LandingZone, SourceChanged
 from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.tables import ensure_table, retry_on_conflict
 
 LEDGER_SCHEMA = StructType(
     [
@@ -86,8 +87,9 @@ def read_ledger(spark: SparkSession, ledger_uri: str, partition_key: str) -> lis
 
 def append_ledger(spark: SparkSession, ledger_uri: str, entries: list[LedgerEntry]) -> None:
     if entries:
+        ensure_table(spark, ledger_uri, LEDGER_SCHEMA)
         frame = spark.createDataFrame([tuple(asdict(e).values()) for e in entries], LEDGER_SCHEMA)
-        frame.write.format("delta").mode("append").save(ledger_uri)
+        retry_on_conflict(lambda: frame.write.format("delta").mode("append").save(ledger_uri))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from order_tracking.assets.common import ASSET_DEFAULTS
 from order_tracking.assets.raw import raw_order_files
 from order_tracking.checks import check_no_quarantined_rows, partition_has_no_quarantined_rows
 from order_tracking.raw_zone import read_ledger
+from order_tracking.tables import ensure_table, retry_on_conflict
 from order_tracking.resources.lakehouse import QUARANTINED_ORDERS, RAW_FILE_LEDGER, STAGED_ORDERS
 from order_tracking.transforms.parse import (
     RawFile,
@@ -30,13 +31,14 @@ def table_schema(struct) -> TableSchema:
     )
 
 
-def replace_partition(frame, uri: str, partition_key: str) -> None:
-    """Overwrite exactly one day of a table partitioned by _partition_date (idempotent reruns)."""
-    (
-        frame.write.format("delta")
+def replace_partition(frame, uri: str, schema, partition_key: str) -> None:
+    """Overwrite exactly one day of a table partitioned by _partition_date (idempotent reruns;
+    runs for other days may write at the same time)."""
+    ensure_table(frame.sparkSession, uri, schema, partitioned_by=s.PARTITION_DATE)
+    retry_on_conflict(
+        lambda: frame.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", f"{s.PARTITION_DATE} = DATE'{partition_key}'")
-        .partitionBy(s.PARTITION_DATE)
         .save(uri)
     )
 
@@ -77,8 +79,10 @@ def staged_orders(context: AssetExecutionContext) -> MaterializeResult:
             *[c for c in s.QUARANTINE_SCHEMA.fieldNames() if c != s.RUN_ID],
             F.lit(context.run.run_id).alias(s.RUN_ID),
         )
-        replace_partition(staged, lakehouse.table_uri(STAGED_ORDERS), partition_key)
-        replace_partition(quarantined, lakehouse.table_uri(QUARANTINED_ORDERS), partition_key)
+        replace_partition(staged, lakehouse.table_uri(STAGED_ORDERS), s.STAGED_SCHEMA, partition_key)
+        replace_partition(
+            quarantined, lakehouse.table_uri(QUARANTINED_ORDERS), s.QUARANTINE_SCHEMA, partition_key
+        )
         check = check_no_quarantined_rows(quarantined, counts["quarantined"])
     finally:
         classified.unpersist()

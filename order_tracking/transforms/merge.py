@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from order_tracking import schema as s
+from order_tracking.tables import ensure_table, retry_on_conflict
 
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 # Writers to order_tracking are serialized, so our commit is the newest or close to it.
@@ -45,13 +46,12 @@ class MergeCounts:
 def create_order_tracking_table(spark: SparkSession, path: str) -> DeltaTable:
     """Clustered by tracking_num so a MERGE touches few files; deletion vectors so an update marks
     rows deleted instead of rewriting whole files."""
-    return (
-        DeltaTable.createIfNotExists(spark)
-        .location(path)
-        .addColumns(s.ORDER_TRACKING_SCHEMA)
-        .clusterBy(s.TRACKING_NUM)
-        .property("delta.enableDeletionVectors", "true")
-        .execute()
+    return ensure_table(
+        spark,
+        path,
+        s.ORDER_TRACKING_SCHEMA,
+        clustered_by=s.TRACKING_NUM,
+        properties={"delta.enableDeletionVectors": "true"},
     )
 
 
@@ -64,15 +64,15 @@ def merge_into_order_tracking(
     the table history, and how the counts are found again without re-counting the source.
     """
     assignments = {c: f"s.{c}" for c in s.ORDER_TRACKING_SCHEMA.fieldNames()}
+    merge = (
+        target.alias("t")
+        .merge(staged.alias("s"), f"t.{s.TRACKING_NUM} = s.{s.TRACKING_NUM}")
+        .whenMatchedUpdate(condition=newer_than("s", "t"), set=assignments)
+        .whenNotMatchedInsert(values=assignments)
+    )
     spark.conf.set(USER_METADATA, commit_tag)
     try:
-        (
-            target.alias("t")
-            .merge(staged.alias("s"), f"t.{s.TRACKING_NUM} = s.{s.TRACKING_NUM}")
-            .whenMatchedUpdate(condition=newer_than("s", "t"), set=assignments)
-            .whenNotMatchedInsert(values=assignments)
-            .execute()
-        )
+        retry_on_conflict(merge.execute)  # a conflicting MERGE committed nothing: safe to redo
     finally:
         spark.conf.unset(USER_METADATA)
     history = target.history(HISTORY_SEARCH_DEPTH)

@@ -1,0 +1,71 @@
+"""Sensor-driven automation for real: the Dagster daemon, its sensor and queued runs, against
+fake-gcs-server. Files are uploaded one by one; the table must end exactly right and the landing
+prefix empty. The slowest test of the suite (each run is its own process with its own Spark)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from order_tracking.sample_data import sample_files
+from order_tracking_tests.helpers import business_rows
+from order_tracking_tests.test_end_to_end import expected_rows
+
+ROOT = Path(__file__).parents[1]
+PREFIX = "incoming"
+DEADLINE_SECONDS = 480
+
+
+@pytest.fixture
+def daemon(tmp_path, gcs_emulator, bucket):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    lakehouse = tmp_path / "lakehouse"
+    env = os.environ | {
+        "DAGSTER_HOME": str(home),
+        "ORDER_TRACKING_LANDING_URI": f"gs://{bucket.name}/{PREFIX}",
+        "ORDER_TRACKING_LAKEHOUSE_URI": str(lakehouse),
+        "ORDER_TRACKING_DATA_DIR": str(tmp_path / "data"),
+        "ORDER_TRACKING_SENSOR": "running",
+        "ORDER_TRACKING_SENSOR_INTERVAL_SECONDS": "2",
+        "STORAGE_EMULATOR_HOST": gcs_emulator.url,
+    }
+    log = (tmp_path / "daemon.log").open("w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the daemon, code server and run workers
+    )
+    yield lakehouse, tmp_path / "daemon.log"
+    # SIGTERM, not SIGINT: a daemon started without job control ignores SIGINT.
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    log.close()
+
+
+def test_uploaded_files_flow_to_the_table_through_the_daemon(spark, bucket, daemon):
+    lakehouse, log = daemon
+    for path in sample_files():
+        bucket.blob(f"{PREFIX}/{path.name}").upload_from_filename(str(path))
+        time.sleep(1)
+
+    deadline, rows, waiting = time.monotonic() + DEADLINE_SECONDS, None, None
+    while time.monotonic() < deadline:
+        waiting = [b.name for b in bucket.list_blobs(prefix=PREFIX)]
+        if not waiting and (lakehouse / "order_tracking" / "_delta_log").is_dir():
+            rows = business_rows(spark.read.format("delta").load(str(lakehouse / "order_tracking")))
+            if rows == expected_rows():
+                break
+        time.sleep(3)
+    assert waiting == [], f"still in landing: {waiting}\n{log.read_text()[-3000:]}"
+    assert rows == expected_rows(), log.read_text()[-3000:]
