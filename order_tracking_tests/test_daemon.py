@@ -2,33 +2,23 @@
 fake-gcs-server. Files are uploaded one by one; the table must end exactly right and the landing
 prefix empty. The slowest test of the suite (each run is its own process with its own Spark)."""
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from order_tracking.sample_data import sample_files
+from order_tracking_tests.dagster_daemon import running_daemon
 from order_tracking_tests.helpers import business_rows
 from order_tracking_tests.test_end_to_end import expected_rows
 
-ROOT = Path(__file__).parents[1]
 PREFIX = "incoming"
-DEADLINE_SECONDS = 480
+DEADLINE_SECONDS = 600
 
 
 @pytest.fixture
 def daemon(tmp_path, gcs_emulator, bucket):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    lakehouse = tmp_path / "lakehouse"
-    env = os.environ | {
-        "DAGSTER_HOME": str(home),
+    lakehouse, log = tmp_path / "lakehouse", tmp_path / "daemon.log"
+    env = {
         "ORDER_TRACKING_LANDING_URI": f"gs://{bucket.name}/{PREFIX}",
         "ORDER_TRACKING_LAKEHOUSE_URI": str(lakehouse),
         "ORDER_TRACKING_DATA_DIR": str(tmp_path / "data"),
@@ -36,21 +26,8 @@ def daemon(tmp_path, gcs_emulator, bucket):
         "ORDER_TRACKING_SENSOR_INTERVAL_SECONDS": "2",
         "STORAGE_EMULATOR_HOST": gcs_emulator.url,
     }
-    log = (tmp_path / "daemon.log").open("w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: the daemon, code server and run workers
-    )
-    yield lakehouse, tmp_path / "daemon.log"
-    # SIGTERM, not SIGINT: a daemon started without job control ignores SIGINT.
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    log.close()
+    with running_daemon(tmp_path / "dagster_home", env, log):
+        yield lakehouse, log
 
 
 def test_uploaded_files_flow_to_the_table_through_the_daemon(spark, bucket, daemon):
