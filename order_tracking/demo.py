@@ -29,7 +29,7 @@ def main() -> int:
     landed = land_sample_files(landing)
     print(f"Landed {len(landed)} sample files in {landing}")
 
-    job = defs.get_job_def("order_tracking_job")
+    job = defs.resolve_job_def("order_tracking_job")
     merges = []
     with DagsterInstance.get() as instance:
         for day in SAMPLE_DAYS:

@@ -28,20 +28,30 @@ _CONFLICTS = (
 )
 
 
-def is_write_conflict(error: BaseException) -> bool:
+# While another writer is creating a table, its folder already holds a _delta_log without a
+# first commit: "not empty and not a Delta table" for a moment. Only creation retries on that.
+_CREATION_RACE = ("DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",)
+
+
+def is_write_conflict(error: BaseException, markers: tuple[str, ...] = _CONFLICTS) -> bool:
     # Depending on the call path, PySpark surfaces Delta's conflicts as delta.exceptions classes
     # or as the raw Py4JJavaError naming the Java class.
     return isinstance(error, DeltaConcurrentModificationException) or any(
-        marker in str(error) for marker in _CONFLICTS
+        marker in str(error) for marker in markers
     )
 
 
-def retry_on_conflict(action: Callable[[], T], attempts: int = 6, first_delay: float = 0.5) -> T:
+def retry_on_conflict(
+    action: Callable[[], T],
+    attempts: int = 6,
+    first_delay: float = 0.5,
+    markers: tuple[str, ...] = _CONFLICTS,
+) -> T:
     for attempt in range(1, attempts + 1):
         try:
             return action()
         except Exception as error:
-            if attempt == attempts or not is_write_conflict(error):
+            if attempt == attempts or not is_write_conflict(error, markers):
                 raise
             # Jitter keeps two retrying writers from colliding again in lockstep.
             time.sleep(first_delay * 2 ** (attempt - 1) * (1 + random.random()))
@@ -68,4 +78,4 @@ def ensure_table(
             builder = builder.property(key, value)
         return builder.execute()
 
-    return retry_on_conflict(create)
+    return retry_on_conflict(create, markers=_CONFLICTS + _CREATION_RACE)

@@ -11,6 +11,9 @@ def local_spark_config() -> dict[str, str]:
     warehouse = settings.data_dir() / "spark-warehouse"
     return {
         "spark.master": "local[*]",
+        # Local mode talks to itself only: bind to loopback, not the machine's network address.
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
         "spark.app.name": "order_tracking",
         "spark.jars.packages": DELTA_PACKAGE,
         "spark.jars.ivy": str(settings.ivy_dir()),
