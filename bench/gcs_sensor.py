@@ -18,7 +18,7 @@ from google.cloud import storage
 
 from order_tracking.definitions import defs
 from order_tracking.resources.landing import LandingZone
-from order_tracking_tests.dagster_daemon import running_daemon
+from order_tracking_tests.dagster_daemon import running_daemon, sensor_env
 from order_tracking_tests.gcs_emulator import GcsEmulator
 
 HEADER = "order_num,tracking_num,pck_recieved_date,package_deliver_date,status,address,last_update_timestamp"
@@ -73,15 +73,7 @@ def bench_ticks(client) -> None:
 def bench_latency(client, emulator) -> None:
     bucket = client.create_bucket("bench-latency")
     work = Path(tempfile.mkdtemp(prefix="order_tracking_bench_"))
-    lakehouse = work / "lakehouse"
-    env = {
-        "ORDER_TRACKING_LANDING_URI": f"gs://{bucket.name}/incoming",
-        "ORDER_TRACKING_LAKEHOUSE_URI": str(lakehouse),
-        "ORDER_TRACKING_DATA_DIR": str(work / "data"),
-        "ORDER_TRACKING_SENSOR": "running",
-        "ORDER_TRACKING_SENSOR_INTERVAL_SECONDS": "2",
-        "STORAGE_EMULATOR_HOST": emulator.url,
-    }
+    env = sensor_env(f"gs://{bucket.name}/incoming", work, emulator.url)
     landed: dict[str, tuple[str, float]] = {}
     home = work / "dagster_home"
     with running_daemon(home, env, work / "daemon.log"):

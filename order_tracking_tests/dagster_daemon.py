@@ -11,6 +11,28 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
+def sensor_env(landing_uri: str, work: Path, emulator_url: str) -> dict[str, str]:
+    """Environment for a daemon whose sensor is on and ticks every 2 s, landing on the emulator."""
+    return {
+        "ORDER_TRACKING_LANDING_URI": landing_uri,
+        "ORDER_TRACKING_LAKEHOUSE_URI": str(work / "lakehouse"),
+        "ORDER_TRACKING_DATA_DIR": str(work / "data"),
+        "ORDER_TRACKING_SENSOR": "running",
+        "ORDER_TRACKING_SENSOR_INTERVAL_SECONDS": "2",
+        "STORAGE_EMULATOR_HOST": emulator_url,
+    }
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    # SIGTERM, not SIGINT: a daemon started without job control ignores SIGINT.
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @contextmanager
 def running_daemon(home: Path, env: dict[str, str], log_path: Path):
     """A daemon with a fresh DAGSTER_HOME holding the shipped dagster.yaml; its runs are
@@ -29,10 +51,4 @@ def running_daemon(home: Path, env: dict[str, str], log_path: Path):
         try:
             yield process
         finally:
-            # SIGTERM, not SIGINT: a daemon started without job control ignores SIGINT.
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_process_group(process)

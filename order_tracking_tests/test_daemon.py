@@ -7,7 +7,7 @@ import time
 import pytest
 
 from order_tracking.sample_data import sample_files
-from order_tracking_tests.dagster_daemon import running_daemon
+from order_tracking_tests.dagster_daemon import running_daemon, sensor_env
 from order_tracking_tests.helpers import business_rows
 from order_tracking_tests.test_end_to_end import expected_rows
 
@@ -17,17 +17,10 @@ DEADLINE_SECONDS = 600
 
 @pytest.fixture
 def daemon(tmp_path, gcs_emulator, bucket):
-    lakehouse, log = tmp_path / "lakehouse", tmp_path / "daemon.log"
-    env = {
-        "ORDER_TRACKING_LANDING_URI": f"gs://{bucket.name}/{PREFIX}",
-        "ORDER_TRACKING_LAKEHOUSE_URI": str(lakehouse),
-        "ORDER_TRACKING_DATA_DIR": str(tmp_path / "data"),
-        "ORDER_TRACKING_SENSOR": "running",
-        "ORDER_TRACKING_SENSOR_INTERVAL_SECONDS": "2",
-        "STORAGE_EMULATOR_HOST": gcs_emulator.url,
-    }
+    log = tmp_path / "daemon.log"
+    env = sensor_env(f"gs://{bucket.name}/{PREFIX}", tmp_path, gcs_emulator.url)
     with running_daemon(tmp_path / "dagster_home", env, log):
-        yield lakehouse, log
+        yield tmp_path / "lakehouse", log
 
 
 def test_uploaded_files_flow_to_the_table_through_the_daemon(spark, bucket, daemon):

@@ -8,7 +8,6 @@ import pytest
 
 from dagster import materialize
 
-from order_tracking.assets import raw_order_files
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone, SourceChanged
 from order_tracking.sample_data import sample_files

@@ -4,7 +4,6 @@ uploads the five sample files one by one, and keeps Dagit up until Ctrl-C."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from google.cloud import storage
 
 from order_tracking import settings
 from order_tracking.sample_data import sample_files
+from order_tracking_tests.dagster_daemon import stop_process_group
 from order_tracking_tests.gcs_emulator import GcsEmulator
 
 ROOT = Path(__file__).parents[1]
@@ -54,11 +54,7 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        os.killpg(dagster.pid, signal.SIGTERM)
-        try:
-            dagster.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(dagster.pid, signal.SIGKILL)
+        stop_process_group(dagster)
         emulator.stop()
     return 0
 
