@@ -8,6 +8,7 @@ from dagster import DefaultSensorStatus
 
 class Environment(str, Enum):
     LOCAL = "local"  # local Spark + Delta, local or gs:// landing, no-op step launcher
+    DATABRICKS = "databricks"  # steps run on a Databricks job cluster through the step launcher
 
 
 def current_environment() -> Environment:
@@ -18,6 +19,11 @@ def current_environment() -> Environment:
     except ValueError:
         known = ", ".join(e.value for e in Environment)
         raise ValueError(f"ORDER_TRACKING_ENV={name!r} is not one of: {known}") from None
+
+
+def on_databricks_cluster() -> bool:
+    """True inside a Databricks runtime, where a launched step executes (the runtime sets this)."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
 def sensor_settings(environment: Environment) -> tuple[int, DefaultSensorStatus]:
