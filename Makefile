@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install jars demo demo-gcs test dev bench-gcs clean
+.PHONY: install jars demo demo-gcs demo-databricks test dev bench-gcs clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ test: jars
 # The sensor-driven flow against fake-gcs-server, with Dagit on 127.0.0.1:3000 (Ctrl-C stops).
 demo-gcs: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python scripts/demo_gcs.py
+
+# The production path through the real Databricks launcher, against the local REST stand-in.
+demo-databricks: jars
+	PYTHONPATH=$(CURDIR) $(BIN)/python scripts/demo_databricks.py
 
 # Sensor tick time and landed-to-target latency; prints figures (never part of `make test`).
 bench-gcs: jars

@@ -28,7 +28,8 @@ from order_tracking.resources.databricks import (
     cluster_libraries,
 )
 from order_tracking.sample_data import land_sample_files
-from order_tracking_tests.databricks_standin import DatabricksStandIn
+from order_tracking_tests.databricks_standin import DatabricksStandIn, operator
+from order_tracking_tests.databricks_standin.operator import materialize, materialize_command
 from order_tracking_tests.helpers import business_rows
 from order_tracking_tests.test_end_to_end import DAYS, expected_rows
 
@@ -36,7 +37,6 @@ TOKEN = "dapi-standin-0123456789abcdef"
 SECRET = "s3cr3t-value-from-the-scope"
 SCOPE, SECRET_KEY = "order-tracking", "partner-api-key"
 CLUSTER = "0101-000000-standin"
-DAGSTER = str(Path(sys.executable).parent / "dagster")
 
 
 @pytest.fixture(scope="module")
@@ -54,26 +54,7 @@ def standin(tmp_path_factory):
 
 
 def databricks_env(standin: DatabricksStandIn, root: Path, **extra: str) -> dict[str, str]:
-    """Only what the README documents for the databricks environment, plus DAGSTER_HOME."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ORDER_TRACKING_", "DATABRICKS_"))}
-    (root / "home").mkdir(parents=True, exist_ok=True)
-    return base | {
-        "DAGSTER_HOME": str(root / "home"),
-        "ORDER_TRACKING_ENV": "databricks",
-        "DATABRICKS_HOST": standin.url,
-        "DATABRICKS_TOKEN": TOKEN,
-        "ORDER_TRACKING_LANDING_URI": str(root / "landing"),
-        "ORDER_TRACKING_LAKEHOUSE_URI": str(root / "lakehouse"),
-        "ORDER_TRACKING_DATABRICKS_POLL_SECONDS": "1",
-    } | extra
-
-
-def materialize(env: dict, partition: str, select: str = "*", **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "order_tracking.definitions",
-         "--select", select, "--partition", partition],
-        env=env, cwd=env["DAGSTER_HOME"], capture_output=True, text=True, timeout=900, **kwargs,
-    )
+    return operator.databricks_env(standin.url, TOKEN, root, **extra)
 
 
 def runs_of(env: dict) -> list:
@@ -226,8 +207,7 @@ def test_an_interrupted_run_is_cancelled_on_databricks(standin, tmp_path):
     env = databricks_env(standin, tmp_path, ORDER_TRACKING_DATABRICKS_CLUSTER_ID=CLUSTER)
     known = set(standin.runs)
     process = subprocess.Popen(
-        [DAGSTER, "asset", "materialize", "-m", "order_tracking.definitions",
-         "--select", "*", "--partition", "2023-01-01"],
+        materialize_command("2023-01-01"),
         env=env, cwd=env["DAGSTER_HOME"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 120
@@ -269,7 +249,6 @@ PLAN = (
     "from order_tracking.definitions import defs;"
     "from dagster._core.execution.api import create_execution_plan;"
     "job = defs.resolve_job_def('order_tracking_job');"
-    "print(type(job.resource_defs['step_launcher']).__name__);"
     "print(sorted(s.key for s in create_execution_plan(job).steps))"
 )
 
