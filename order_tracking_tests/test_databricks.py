@@ -104,7 +104,7 @@ def test_materializations_and_checks_arrive_in_the_local_instance(five_days):
     runs = runs_of(env)
     assert sorted(run.tags["dagster/partition"] for run, _ in runs) == DAYS
     assert {run.status for run, _ in runs} == {DagsterRunStatus.SUCCESS}
-    for run, logs in runs:
+    for _, logs in runs:
         events = [e.dagster_event for e in logs if e.dagster_event]
         materialized = {
             e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
@@ -147,7 +147,10 @@ def test_the_launcher_needs_only_the_emulated_endpoints(five_days, standin):
     # 404 on dbfs/read is the launcher polling for an events file not yet written: expected.
     assert set(statuses) <= {("GET", "/api/2.0/dbfs/read")}
     used = {(method, path) for method, path, _ in standin.calls}
-    assert ("POST", "/api/2.2/jobs/runs/submit") in used and ("POST", "/api/2.0/dbfs/add-block") in used
+    assert ("POST", "/api/2.2/jobs/runs/submit") in used and (
+        "POST",
+        "/api/2.0/dbfs/add-block",
+    ) in used
 
 
 def test_a_failure_inside_the_remote_step_fails_the_step_with_its_traceback(standin, tmp_path):
@@ -164,7 +167,8 @@ def test_a_failure_inside_the_remote_step_fails_the_step_with_its_traceback(stan
     assert completed.returncode != 0
     [(_, logs)] = runs_of(env)
     [failure] = [
-        e.dagster_event for e in logs
+        e.dagster_event
+        for e in logs
         if e.dagster_event and e.dagster_event.event_type == DagsterEventType.STEP_FAILURE
     ]
     error, chain = failure.step_failure_data.error, ""
@@ -198,7 +202,9 @@ def test_a_remote_process_failure_fails_the_step_with_its_stderr(standin, tmp_pa
     assert (run.life_cycle_state, run.result_state) == ("TERMINATED", "FAILED")
     assert "failed with result state" in completed.stderr
     [(_, logs)] = runs_of(env)
-    text = "\n".join(e.user_message or "" for e in logs)  # the remote stderr, logged by the launcher
+    text = "\n".join(
+        e.user_message or "" for e in logs
+    )  # the remote stderr, logged by the launcher
     assert "Secret does not exist with scope: order-tracking and key: no-such-key" in text
 
 
@@ -208,10 +214,17 @@ def test_an_interrupted_run_is_cancelled_on_databricks(standin, tmp_path):
     known = set(standin.runs)
     process = subprocess.Popen(
         materialize_command("2023-01-01"),
-        env=env, cwd=env["DAGSTER_HOME"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=env["DAGSTER_HOME"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 120
-    while not [r for r in standin.runs.values() if r.run_id not in known and r.life_cycle_state == "RUNNING"]:
+    while not [
+        r
+        for r in standin.runs.values()
+        if r.run_id not in known and r.life_cycle_state == "RUNNING"
+    ]:
         assert time.monotonic() < deadline, "no run started on the stand-in"
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
@@ -257,14 +270,22 @@ PLAN = (
 def test_databricks_definitions_load_and_plan_with_documented_variables_only(variables):
     """Loading needs no variable; planning resolves resources, so it needs exactly the documented
     ones (values are placeholders: nothing is contacted)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDER_TRACKING_", "DATABRICKS_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ORDER_TRACKING_", "DATABRICKS_"))
+    }
     env["ORDER_TRACKING_ENV"] = "databricks"
-    code = "from order_tracking.definitions import defs; print(sorted(defs.resolve_all_asset_keys()))"
+    code = (
+        "from order_tracking.definitions import defs; print(sorted(defs.resolve_all_asset_keys()))"
+    )
     if variables == "documented":
         env |= DOCUMENTED_REQUIRED
         code = PLAN
     completed = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-W", "ignore", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     if variables == "documented":

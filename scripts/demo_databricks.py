@@ -58,8 +58,13 @@ def main() -> int:
     table = spark.read.format("delta").load(str(root / "lakehouse" / "order_tracking"))
     print(f"\norder_tracking ({table.count()} rows):")
     table.select(
-        "order_num", "tracking_num", "pck_recieved_date", "package_deliver_date", "status",
-        "address", "last_update_timestamp",
+        "order_num",
+        "tracking_num",
+        "pck_recieved_date",
+        "package_deliver_date",
+        "status",
+        "address",
+        "last_update_timestamp",
     ).orderBy("tracking_num").show(100, truncate=False)
     spark.stop()
     return 0

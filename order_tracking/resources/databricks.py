@@ -148,9 +148,7 @@ class DatabricksLauncher(ConfigurableResource, StepLauncher):
         if self.google_service_account:
             # The launcher's own `storage` block knows only S3 and ADLS; on GCP, bucket access is
             # the cluster's service account.
-            new_cluster["gcp_attributes"] = {
-                "google_service_account": self.google_service_account
-            }
+            new_cluster["gcp_attributes"] = {"google_service_account": self.google_service_account}
         return {"new": new_cluster}
 
     def launch_step(self, step_context) -> Iterator:
@@ -162,8 +160,9 @@ class DatabricksLauncher(ConfigurableResource, StepLauncher):
             "cluster": self.cluster_spec(),
             "libraries": cluster_libraries(),
             # Makes the SDK's retry of a submit safe: Databricks returns the same run.
-            "idempotency_token": hashlib.sha256(f"{run_id}/{step_key}/{attempt}".encode())
-            .hexdigest()[:64],
+            "idempotency_token": hashlib.sha256(
+                f"{run_id}/{step_key}/{attempt}".encode()
+            ).hexdigest()[:64],
             "timeout_seconds": self.max_wait_seconds,
         }
         with package_snapshot() as code_root:
@@ -225,6 +224,7 @@ def databricks_launcher_from_env() -> DatabricksLauncher:
     # Names only ("ENV_NAME=secret-key,..."), never values: values stay in the secret scope.
     pairs = os.environ.get("ORDER_TRACKING_DATABRICKS_SECRETS", "")
     fields["secrets"] = dict(
-        (name.strip(), key.strip()) for name, key in (p.split("=", 1) for p in pairs.split(",") if "=" in p)
+        (name.strip(), key.strip())
+        for name, key in (p.split("=", 1) for p in pairs.split(",") if "=" in p)
     )
     return DatabricksLauncher(**fields)

@@ -12,26 +12,45 @@ DAGSTER = str(Path(sys.executable).parent / "dagster")
 def databricks_env(host: str, token: str, root: Path, **extra: str) -> dict[str, str]:
     """Only what the README documents for the databricks environment, plus DAGSTER_HOME; nothing
     of this process's own ORDER_TRACKING_* or DATABRICKS_* settings leaks in."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ORDER_TRACKING_", "DATABRICKS_"))}
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ORDER_TRACKING_", "DATABRICKS_"))
+    }
     (root / "home").mkdir(parents=True, exist_ok=True)
-    return base | {
-        "DAGSTER_HOME": str(root / "home"),
-        "ORDER_TRACKING_ENV": "databricks",
-        "DATABRICKS_HOST": host,
-        "DATABRICKS_TOKEN": token,
-        "ORDER_TRACKING_LANDING_URI": str(root / "landing"),
-        "ORDER_TRACKING_LAKEHOUSE_URI": str(root / "lakehouse"),
-        "ORDER_TRACKING_DATABRICKS_POLL_SECONDS": "1",
-    } | extra
+    return (
+        base
+        | {
+            "DAGSTER_HOME": str(root / "home"),
+            "ORDER_TRACKING_ENV": "databricks",
+            "DATABRICKS_HOST": host,
+            "DATABRICKS_TOKEN": token,
+            "ORDER_TRACKING_LANDING_URI": str(root / "landing"),
+            "ORDER_TRACKING_LAKEHOUSE_URI": str(root / "lakehouse"),
+            "ORDER_TRACKING_DATABRICKS_POLL_SECONDS": "1",
+        }
+        | extra
+    )
 
 
 def materialize_command(partition: str, select: str = "*") -> list[str]:
-    return [DAGSTER, "asset", "materialize", "-m", "order_tracking.definitions",
-            "--select", select, "--partition", partition]
+    return [
+        DAGSTER,
+        "asset",
+        "materialize",
+        "-m",
+        "order_tracking.definitions",
+        "--select",
+        select,
+        "--partition",
+        partition,
+    ]
 
 
 def materialize(env: dict, partition: str, select: str = "*") -> subprocess.CompletedProcess:
     return subprocess.run(
         materialize_command(partition, select),
-        env=env, cwd=env["DAGSTER_HOME"], capture_output=True, text=True, timeout=900,
+        env=env,
+        cwd=env["DAGSTER_HOME"],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )

@@ -234,7 +234,10 @@ class DatabricksStandIn:
         if path.is_dir():
             raise ApiError("RESOURCE_ALREADY_EXISTS", f"A directory exists at {args['path']}")
         if path.exists() and not args.get("overwrite"):
-            raise ApiError("RESOURCE_ALREADY_EXISTS", f"A file or directory already exists at the input path {args['path']}.")
+            raise ApiError(
+                "RESOURCE_ALREADY_EXISTS",
+                f"A file or directory already exists at the input path {args['path']}.",
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = next(self._ids)
         partial = path.with_name(f".{path.name}.{handle}.partial")
@@ -269,9 +272,13 @@ class DatabricksStandIn:
         path = self.local_path(args["path"])
         offset, length = int(args.get("offset", 0)), int(args.get("length", DEFAULT_READ))
         if not path.exists():
-            raise ApiError("RESOURCE_DOES_NOT_EXIST", f"No file or directory exists on path {args['path']}.")
+            raise ApiError(
+                "RESOURCE_DOES_NOT_EXIST", f"No file or directory exists on path {args['path']}."
+            )
         if path.is_dir() or offset < 0 or length < 0:
-            raise ApiError("INVALID_PARAMETER_VALUE", f"Cannot read {args['path']} at {offset}+{length}.")
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", f"Cannot read {args['path']} at {offset}+{length}."
+            )
         if length > MAX_BLOCK:
             raise ApiError("MAX_READ_SIZE_EXCEEDED", "Read length exceeds 1 MB.")
         with path.open("rb") as source:
@@ -282,7 +289,9 @@ class DatabricksStandIn:
     def _dbfs_get_status(self, args: dict) -> dict:
         path = self.local_path(args["path"])
         if not path.exists():
-            raise ApiError("RESOURCE_DOES_NOT_EXIST", f"No file or directory exists on path {args['path']}.")
+            raise ApiError(
+                "RESOURCE_DOES_NOT_EXIST", f"No file or directory exists on path {args['path']}."
+            )
         stat = path.stat()
         return {
             "path": args["path"],
@@ -301,13 +310,27 @@ class DatabricksStandIn:
         if len(tasks) != 1:
             raise ApiError("INVALID_PARAMETER_VALUE", "The stand-in runs exactly one task per run.")
         task = tasks[0]
-        kinds = [k for k in ("spark_python_task", "notebook_task", "spark_jar_task", "spark_submit_task", "python_wheel_task") if k in task]
+        kinds = [
+            k
+            for k in (
+                "spark_python_task",
+                "notebook_task",
+                "spark_jar_task",
+                "spark_submit_task",
+                "python_wheel_task",
+            )
+            if k in task
+        ]
         if kinds != ["spark_python_task"]:
-            raise ApiError("INVALID_PARAMETER_VALUE", f"Only spark_python_task is emulated, got {kinds}.")
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", f"Only spark_python_task is emulated, got {kinds}."
+            )
         self._validate_cluster(task)
         python_file = task["spark_python_task"].get("python_file", "")
         if not python_file.startswith("dbfs:") or not self.local_path(python_file).is_file():
-            raise ApiError("INVALID_PARAMETER_VALUE", f"Python file {python_file!r} does not exist in DBFS.")
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", f"Python file {python_file!r} does not exist in DBFS."
+            )
         run_id = next(self._ids)
         run = Run(
             run_id=run_id,
@@ -329,15 +352,25 @@ class DatabricksStandIn:
     def _validate_cluster(self, task: dict) -> None:
         if "existing_cluster_id" in task:
             if task["existing_cluster_id"] not in self.all_purpose_clusters:
-                raise ApiError("INVALID_PARAMETER_VALUE", f"Cluster {task['existing_cluster_id']} does not exist")
+                raise ApiError(
+                    "INVALID_PARAMETER_VALUE",
+                    f"Cluster {task['existing_cluster_id']} does not exist",
+                )
             return
         cluster = task.get("new_cluster")
         if not cluster:
-            raise ApiError("INVALID_PARAMETER_VALUE", "One of new_cluster or existing_cluster_id is required.")
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", "One of new_cluster or existing_cluster_id is required."
+            )
         if not SPARK_VERSION.match(cluster.get("spark_version", "")):
-            raise ApiError("INVALID_PARAMETER_VALUE", f"Invalid spark version {cluster.get('spark_version')!r}.")
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE",
+                f"Invalid spark version {cluster.get('spark_version')!r}.",
+            )
         if not (cluster.get("node_type_id") or cluster.get("instance_pool_id")):
-            raise ApiError("INVALID_PARAMETER_VALUE", "node_type_id or instance_pool_id is required.")
+            raise ApiError(
+                "INVALID_PARAMETER_VALUE", "node_type_id or instance_pool_id is required."
+            )
         if "num_workers" not in cluster and "autoscale" not in cluster:
             raise ApiError("INVALID_PARAMETER_VALUE", "num_workers or autoscale is required.")
 
@@ -362,7 +395,10 @@ class DatabricksStandIn:
                 task[key] = run.task[key]
         if run.life_cycle_state != "PENDING":
             cluster_id = run.task.get("existing_cluster_id") or f"standin-{run.run_id}"
-            task["cluster_instance"] = {"cluster_id": cluster_id, "spark_context_id": str(run.run_id)}
+            task["cluster_instance"] = {
+                "cluster_id": cluster_id,
+                "spark_context_id": str(run.run_id),
+            }
         return {
             "job_id": run.job_id,
             "run_id": run.run_id,
@@ -409,7 +445,11 @@ class DatabricksStandIn:
     def _finish(self, run: Run, life_cycle: str, result: str | None, message: str) -> None:
         # As on Databricks, the result is known while the cluster is still terminating.
         with self._lock:
-            run.life_cycle_state, run.result_state, run.state_message = "TERMINATING", result, message
+            run.life_cycle_state, run.result_state, run.state_message = (
+                "TERMINATING",
+                result,
+                message,
+            )
             run.end_time = int(time.time() * 1000)
         time.sleep(0.2)
         with self._lock:
@@ -447,7 +487,9 @@ class DatabricksStandIn:
             return self._finish(run, "TERMINATED", "CANCELED", "Run cancelled.")
         missing = self._missing_libraries(run)
         if missing:
-            return self._finish(run, "INTERNAL_ERROR", "FAILED", f"Library installation failed: {missing}")
+            return self._finish(
+                run, "INTERNAL_ERROR", "FAILED", f"Library installation failed: {missing}"
+            )
 
         task = run.task["spark_python_task"]
         cluster = run.task.get("new_cluster", {})
@@ -482,19 +524,27 @@ class DatabricksStandIn:
         except subprocess.TimeoutExpired:
             os.killpg(run.process.pid, signal.SIGKILL)
             run.process.wait()
-            return self._finish(run, "TERMINATED", "TIMEDOUT", f"Run timed out after {run.timeout_seconds}s.")
+            return self._finish(
+                run, "TERMINATED", "TIMEDOUT", f"Run timed out after {run.timeout_seconds}s."
+            )
         if run.cancel_requested:
             return self._finish(run, "TERMINATED", "CANCELED", "Run cancelled.")
         if run.exit_code == 0:
             return self._finish(run, "TERMINATED", "SUCCESS", "")
-        return self._finish(run, "TERMINATED", "FAILED", "Workload failed, see run output for details")
+        return self._finish(
+            run, "TERMINATED", "FAILED", "Workload failed, see run output for details"
+        )
 
     def _environment(self, runtime: str = "17.3") -> dict[str, str]:
         env = {k: os.environ[k] for k in SYSTEM_ENV if k in os.environ}
-        return env | self.cluster_env | {
-            "DATABRICKS_RUNTIME_VERSION": runtime,
-            "PYTHONUNBUFFERED": "1",
-        }
+        return (
+            env
+            | self.cluster_env
+            | {
+                "DATABRICKS_RUNTIME_VERSION": runtime,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
 
     def _cluster_gateway(self, cluster_id: str) -> dict:
         """Start the all-purpose cluster's driver on first use (a stopped cluster starting)."""
@@ -522,7 +572,9 @@ class DatabricksStandIn:
             deadline = time.monotonic() + 300
             while not gateway_file.exists():
                 if host.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"cluster {cluster_id} did not start: see {folder}/driver.log")
+                    raise RuntimeError(
+                        f"cluster {cluster_id} did not start: see {folder}/driver.log"
+                    )
                 time.sleep(0.2)
             gateway = json.loads(gateway_file.read_text())
             self._clusters[cluster_id] = (host, gateway)
