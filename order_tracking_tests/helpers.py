@@ -13,6 +13,7 @@ from order_tracking.transforms.parse import (
     RawFile,
     classify_lines,
     file_headers,
+    join_quoted_records,
     read_numbered_lines,
 )
 
@@ -43,7 +44,7 @@ def classify_files(spark, folder: Path, files: dict[str, bytes | str], partition
     for index, (name, content) in enumerate(files.items()):
         path = land(folder, name, content)
         raw.append(RawFile(str(path), name, at(5, index)))
-    lines = read_numbered_lines(spark, raw)
+    lines = join_quoted_records(read_numbered_lines(spark, raw))
     rows = classify_lines(spark, lines, file_headers(lines), partition).collect()
     return sorted((r.asDict() for r in rows), key=lambda r: (r["_source_file"], r["_source_line"]))
 

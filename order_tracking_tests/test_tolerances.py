@@ -61,6 +61,40 @@ def test_quoted_fields_with_commas_quotes_and_non_ascii_text(spark, tmp_path):
     assert row["package_deliver_date"] is None
 
 
+def test_newline_inside_a_quoted_field_is_read_exactly(spark, tmp_path):
+    record = '1000,TRK1000,2023-01-05,,In Transit,"Hof 2\nStraße 5, ""rear""",2023-01-05 10:00:00'
+    after = GOOD.replace("TRK1000", "TRK1001")
+    rows = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n{record}\n{after}\n"})
+    first, second = valid(rows)
+    assert first["address"] == 'Hof 2\nStraße 5, "rear"'
+    assert (first["_source_line"], first["raw_text"]) == (2, record)
+    assert (second["tracking_num"], second["_source_line"]) == ("TRK1001", 4)
+
+
+def test_a_stray_quote_swallows_no_following_line(spark, tmp_path):
+    # A quote inside an unquoted field is tolerated; it must not open a multi-line record.
+    stray = GOOD.replace("1 Main St", '5" box')
+    good = [GOOD.replace("TRK1000", f"TRK{n}") for n in range(1001, 1004)]
+    rows = classify_files(spark, tmp_path, {"a.csv": "\n".join([HEADER, stray, *good]) + "\n"})
+    assert [(r["tracking_num"], r["_source_line"]) for r in valid(rows)] == [
+        ("TRK1000", 2), ("TRK1001", 3), ("TRK1002", 4), ("TRK1003", 5)
+    ]
+    assert valid(rows)[0]["address"] == '5" box'
+
+
+def test_a_quote_left_open_past_the_record_limit_is_not_joined(spark, tmp_path):
+    from order_tracking.transforms.parse import MAX_RECORD_LINES
+
+    opened = GOOD.replace("1 Main St", '"1 Main St')
+    good = [GOOD.replace("TRK1000", f"TRK{2000 + n}") for n in range(MAX_RECORD_LINES)]
+    closing = GOOD.replace("TRK1000", "TRK9999").replace("1 Main St", 'x"')
+    content = "\n".join([HEADER, opened, *good, closing]) + "\n"
+    rows = classify_files(spark, tmp_path, {"a.csv": content})
+    assert len(valid(rows)) == MAX_RECORD_LINES + 1
+    [bad] = quarantined(rows)
+    assert bad["_source_line"] == 2 and "quoting" in bad["reason"]
+
+
 def test_whitespace_around_values_is_trimmed(spark, tmp_path):
     line = " 1000 , TRK1000 ,2023-01-05, 2023-01-07 , In Transit , \"1 Main St\" , 2023-01-05 10:00:00 "
     [row] = classify_files(spark, tmp_path, {"a.csv": f"{HEADER}\n{line}\n"})

@@ -20,6 +20,7 @@ from order_tracking.transforms.parse import (
     RawFile,
     classify_lines,
     file_headers,
+    join_quoted_records,
     latest_per_tracking_num,
     read_numbered_lines,
 )
@@ -57,7 +58,7 @@ def staged_orders(context: AssetExecutionContext) -> MaterializeResult:
 
     ledger = read_ledger(spark, lakehouse.table_uri(RAW_FILE_LEDGER), partition_key)
     files = [RawFile(lakehouse.uri_of(e.raw_path), e.raw_path, e.landed_at) for e in ledger]
-    lines = read_numbered_lines(spark, files)
+    lines = join_quoted_records(read_numbered_lines(spark, files))
     classified = classify_lines(spark, lines, file_headers(lines), partition_key)
     # Parsed once, then counted, staged and quarantined from the same cached rows.
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)

@@ -118,6 +118,59 @@ def read_numbered_lines(spark: SparkSession, files: list[RawFile]) -> DataFrame:
     )
 
 
+# A quote left open for more lines than this is a stray quote, not a field holding line breaks.
+MAX_RECORD_LINES = 50
+
+
+def join_quoted_records(lines: DataFrame) -> DataFrame:
+    """Numbered lines -> CSV records, numbered by their first line.
+
+    A quoted field may hold line breaks (RFC 4180): a line that leaves a quote open continues on
+    the next lines until the quote closes, and the record keeps its breaks as "\n". Only files
+    with such a line pay for the ordered pass over their lines. A quote that does not close within
+    MAX_RECORD_LINES lines, or before the file ends, is a stray quote: those lines stay separate
+    and the one with the stray quote is quarantined for its quoting; no line is swallowed.
+    """
+    quotes = F.length("value") - F.length(F.replace("value", F.lit('"'), F.lit("")))
+    lines = lines.withColumn("_odd", (quotes % 2).cast("int"))
+    open_files = lines.where(F.col("_odd") == 1).select(s.SOURCE_FILE).distinct()
+    plain = lines.join(F.broadcast(open_files), s.SOURCE_FILE, "left_anti")
+
+    in_file = Window.partitionBy(s.SOURCE_FILE).orderBy(s.SOURCE_LINE)
+    open_before = F.coalesce(
+        F.sum("_odd").over(in_file.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0)
+    ) % 2
+    record = Window.partitionBy(s.SOURCE_FILE, "_record")
+    candidates = (
+        lines.join(F.broadcast(open_files), s.SOURCE_FILE, "left_semi")
+        .withColumn("_start", F.when(open_before == 0, F.col(s.SOURCE_LINE)))
+        .withColumn(
+            "_record", F.max("_start").over(in_file.rowsBetween(Window.unboundedPreceding, 0))
+        )
+        .withColumn("_size", F.count(F.lit(1)).over(record))
+        .withColumn("_quotes", F.sum("_odd").over(record))
+    )
+    joinable = (
+        (F.col("_size") > 1)
+        & (F.col("_size") <= MAX_RECORD_LINES)
+        & (F.col("_quotes") % 2 == 0)
+    )
+    joined = (
+        candidates.where(joinable)
+        .groupBy(s.SOURCE_FILE, "_record", s.LANDED_AT)
+        .agg(F.sort_array(F.collect_list(F.struct(s.SOURCE_LINE, "value"))).alias("_parts"))
+        .select(
+            s.SOURCE_FILE,
+            F.col("_record").alias(s.SOURCE_LINE),
+            s.LANDED_AT,
+            F.array_join(F.transform("_parts", lambda part: part["value"]), "\n").alias("value"),
+        )
+    )
+    columns = [s.SOURCE_FILE, s.SOURCE_LINE, s.LANDED_AT, "value"]
+    separate = candidates.where(~joinable).select(*columns)
+    return plain.select(*columns).unionByName(joined).unionByName(separate)
+
+
 def file_headers(lines: DataFrame) -> list[FileHeader]:
     rows = lines.where(F.col(s.SOURCE_LINE) == 1).select(s.SOURCE_FILE, "value").collect()
     return [parse_header(r[s.SOURCE_FILE], r["value"]) for r in rows]
