@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install jars demo demo-gcs demo-databricks test dev bench-gcs clean
+.PHONY: install jars demo demo-gcs demo-databricks test dev bench-gcs bench-large clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ demo-databricks: jars
 # Sensor tick time and landed-to-target latency; prints figures (never part of `make test`).
 bench-gcs: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/gcs_sensor.py
+
+# One >= 1 GiB order file through raw_order_files and staged_orders with a 1 GiB Spark driver.
+bench-large: jars
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/large_file.py --gb 1.0 --driver-memory 1g
 
 dev: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

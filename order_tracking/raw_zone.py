@@ -25,6 +25,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from order_tracking.faults import crash_point
 from order_tracking.partitions import base_name, is_order_file, partition_for_file
 from order_tracking.resources.landing import LandedFile, LandingZone, SourceChanged
 from order_tracking.resources.lakehouse import Lakehouse
@@ -177,6 +178,7 @@ def ingest_partition(
         used_paths.add(relpath)
         done.append(file)
 
+    crash_point("after_raw_copy")
     append_ledger(spark, ledger_uri, report.recorded)
     report.removed = [f.name for f in done if landing.remove(f)]
     return report

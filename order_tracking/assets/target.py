@@ -5,6 +5,7 @@ from order_tracking import schema as s
 from order_tracking.assets.common import ASSET_DEFAULTS
 from order_tracking.assets.staged import staged_orders, table_schema
 from order_tracking.checks import check_order_tracking, status_is_known, tracking_num_is_unique
+from order_tracking.faults import crash_point, crash_while_reading
 from order_tracking.resources.lakehouse import ORDER_TRACKING, STAGED_ORDERS
 from order_tracking.transforms.merge import create_order_tracking_table, merge_into_order_tracking
 
@@ -26,6 +27,7 @@ class OrderTrackingConfig(Config):
 )
 def order_tracking(context: AssetExecutionContext, config: OrderTrackingConfig) -> MaterializeResult:
     """One row per tracking_num: the newest status ever received, merged in day by day."""
+    crash_point("before_merge")
     lakehouse = context.resources.lakehouse
     spark = context.resources.pyspark.spark_session
     uri = lakehouse.table_uri(ORDER_TRACKING)
@@ -37,6 +39,7 @@ def order_tracking(context: AssetExecutionContext, config: OrderTrackingConfig) 
         .where(F.col(s.PARTITION_DATE) == F.lit(context.partition_key).cast("date"))
         .select(*s.ORDER_TRACKING_SCHEMA.fieldNames())
     )
+    staged = crash_while_reading(staged, "during_merge")
     counts = merge_into_order_tracking(spark, target, staged, commit_tag=context.run.run_id)
     checks, table_rows = check_order_tracking(
         spark.read.format("delta").load(uri), config.known_statuses

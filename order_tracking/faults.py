@@ -1,0 +1,41 @@
+"""Crash points for the recovery tests: a run must be restartable wherever it dies.
+
+With ORDER_TRACKING_CRASH_AT=<point>, the process running the step is killed with SIGKILL (no
+`finally`, no cleanup: like an OOM kill or a lost node) when it reaches that point. Never set in
+a deployment; unset, each point costs one environment lookup.
+"""
+
+import os
+import signal
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+VARIABLE = "ORDER_TRACKING_CRASH_AT"
+# after_raw_copy: the day's files are copied into the raw zone, not yet in the ledger, still in
+#                 landing; before_merge: staged_orders is written, the MERGE not started;
+# during_merge:   the MERGE is reading its source (files may be written, nothing committed).
+POINTS = ("after_raw_copy", "before_merge", "during_merge")
+
+
+def _armed(point: str) -> bool:
+    return os.environ.get(VARIABLE) == point
+
+
+def crash_point(point: str) -> None:
+    if _armed(point):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def crash_while_reading(frame: DataFrame, point: str) -> DataFrame:
+    """`frame`, killing the driver process as soon as a Spark task reads its first row."""
+    if not _armed(point):
+        return frame
+    driver = os.getpid()
+
+    def kill(_: int) -> bool:  # runs in a Python worker, so it kills the driver by pid
+        os.kill(driver, signal.SIGKILL)
+        return True
+
+    killer = F.udf(kill, "boolean").asNondeterministic()
+    return frame.where(killer(F.lit(1)))
