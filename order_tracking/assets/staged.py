@@ -61,7 +61,9 @@ def staged_orders(context: AssetExecutionContext) -> MaterializeResult:
     lines = join_quoted_records(read_numbered_lines(spark, files))
     classified = classify_lines(spark, lines, file_headers(lines), partition_key)
     # Parsed once, then counted, staged and quarantined from the same cached rows.
-    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+    # On disk, streamed batch by batch: caching a day in memory first ran a 1 GiB file out of a
+    # 1 GiB driver (bench/large_file.py).
+    classified = classified.persist(StorageLevel.DISK_ONLY)
     try:
         is_valid = F.col("reason").isNull() & ~F.col("_blank")
         counts = classified.agg(
