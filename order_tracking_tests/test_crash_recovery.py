@@ -9,7 +9,6 @@ rather than one test per point: each killed run is a fresh process with a cold S
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -22,10 +21,8 @@ from order_tracking.resources.lakehouse import (
     Lakehouse,
 )
 from order_tracking.sample_data import sample_files
+from order_tracking_tests.databricks_standin.operator import materialize_command
 from order_tracking_tests.helpers import at, business_rows, land, oracle, run_days
-
-DAGSTER = str(Path(sys.executable).parent / "dagster")
-
 
 def run_killed_at(point: str, day: str, landing: Path, lakehouse: Path, work: Path) -> None:
     (work / "home").mkdir(parents=True, exist_ok=True)
@@ -37,8 +34,7 @@ def run_killed_at(point: str, day: str, landing: Path, lakehouse: Path, work: Pa
         "ORDER_TRACKING_CRASH_AT": point,
     }
     completed = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "order_tracking.definitions",
-         "--select", "*", "--partition", day],
+        materialize_command(day),
         env=env, cwd=work, capture_output=True, text=True, timeout=600,
         start_new_session=True,
     )  # fmt: skip
