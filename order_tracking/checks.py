@@ -12,8 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from order_tracking import schema as s
-
-SAMPLE_SIZE = 5
+from order_tracking.steps import SAMPLE_SIZE, StagingReport
 
 tracking_num_is_unique = AssetCheckSpec(
     "tracking_num_is_unique",
@@ -81,23 +80,14 @@ def check_order_tracking(
     return results, stats["rows"]
 
 
-def check_no_quarantined_rows(quarantined: DataFrame, count: int) -> AssetCheckResult:
-    metadata = {"quarantined_rows": count}
-    if count:
-        metadata["by_reason"] = MetadataValue.json(
-            {
-                r["reason"]: r["count"]
-                for r in quarantined.groupBy("reason").count().orderBy(F.desc("count")).collect()[:20]
-            }
-        )
-        metadata["sample"] = _sample(
-            quarantined.select(s.SOURCE_FILE, s.SOURCE_LINE, "raw_text", "reason").orderBy(
-                s.SOURCE_FILE, s.SOURCE_LINE
-            )
-        )
+def check_no_quarantined_rows(report: StagingReport) -> AssetCheckResult:
+    metadata = {"quarantined_rows": report.rows_quarantined}
+    if report.rows_quarantined:
+        metadata["by_reason"] = MetadataValue.json(report.quarantine_reasons)
+        metadata["sample"] = MetadataValue.json(report.quarantine_sample)
     return AssetCheckResult(
         check_name=partition_has_no_quarantined_rows.name,
-        passed=count == 0,
+        passed=report.rows_quarantined == 0,
         severity=AssetCheckSeverity.WARN,
         metadata=metadata,
     )

@@ -1,13 +1,12 @@
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
-from pyspark.sql import functions as F
 
 from order_tracking import schema as s
 from order_tracking.assets.common import ASSET_DEFAULTS
 from order_tracking.assets.staged import staged_orders, table_schema
 from order_tracking.checks import check_order_tracking, status_is_known, tracking_num_is_unique
-from order_tracking.faults import crash_point, crash_while_reading
-from order_tracking.resources.lakehouse import ORDER_TRACKING, STAGED_ORDERS
-from order_tracking.transforms.merge import create_order_tracking_table, merge_into_order_tracking
+from order_tracking.faults import crash_point
+from order_tracking.resources.lakehouse import ORDER_TRACKING
+from order_tracking.steps import merge_partition
 
 # Dagster runs at most one step of this pool at a time (limit set in dagster.yaml): two MERGEs
 # into one Delta table would only conflict and retry.
@@ -29,21 +28,10 @@ def order_tracking(context: AssetExecutionContext, config: OrderTrackingConfig) 
     """One row per tracking_num: the newest status ever received, merged in day by day."""
     crash_point("before_merge")
     lakehouse = context.resources.lakehouse
-    spark = context.resources.pyspark.spark_session
-    uri = lakehouse.table_uri(ORDER_TRACKING)
-
-    target = create_order_tracking_table(spark, uri)
-    staged = (
-        spark.read.format("delta")
-        .load(lakehouse.table_uri(STAGED_ORDERS))
-        .where(F.col(s.PARTITION_DATE) == F.lit(context.partition_key).cast("date"))
-        .select(*s.ORDER_TRACKING_SCHEMA.fieldNames())
+    counts, table = merge_partition(
+        context.resources.pyspark.spark_session, lakehouse, context.partition_key, context.run.run_id
     )
-    staged = crash_while_reading(staged, "during_merge")
-    counts = merge_into_order_tracking(spark, target, staged, commit_tag=context.run.run_id)
-    checks, table_rows = check_order_tracking(
-        spark.read.format("delta").load(uri), config.known_statuses
-    )
+    checks, table_rows = check_order_tracking(table, config.known_statuses)
     return MaterializeResult(
         metadata={
             "dagster/row_count": table_rows,
@@ -53,7 +41,7 @@ def order_tracking(context: AssetExecutionContext, config: OrderTrackingConfig) 
             "source_rows": counts.source_rows,
             "delta_version": counts.version,
             "dagster/column_schema": table_schema(s.ORDER_TRACKING_SCHEMA),
-            "table": MetadataValue.path(uri),
+            "table": MetadataValue.path(lakehouse.table_uri(ORDER_TRACKING)),
         },
         check_results=checks,
     )

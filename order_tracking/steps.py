@@ -1,0 +1,147 @@
+"""What staged_orders and order_tracking do for one day, as plain functions of Spark and the
+lakehouse. The assets wrap them (Dagster context in, metadata and check results out); the
+property test drives them directly, so many random histories stay affordable.
+"""
+
+from dataclasses import dataclass, field
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from order_tracking import schema as s
+from order_tracking.faults import crash_while_reading
+from order_tracking.raw_zone import read_ledger
+from order_tracking.resources.lakehouse import (
+    ORDER_TRACKING,
+    QUARANTINED_ORDERS,
+    RAW_FILE_LEDGER,
+    STAGED_ORDERS,
+    Lakehouse,
+)
+from order_tracking.tables import ensure_table, retry_on_conflict
+from order_tracking.transforms.merge import (
+    MergeCounts,
+    create_order_tracking_table,
+    merge_into_order_tracking,
+)
+from order_tracking.transforms.parse import (
+    RawFile,
+    classify_lines,
+    file_headers,
+    join_quoted_records,
+    latest_per_tracking_num,
+    read_numbered_lines,
+)
+
+SAMPLE_SIZE = 5
+TOP_REASONS = 20
+
+
+@dataclass(frozen=True)
+class StagingReport:
+    files_read: int
+    rows_read: int
+    blank_lines: int
+    rows_quarantined: int
+    rows_staged: int
+    # Only filled when something was quarantined: the commonest reasons and the first lines.
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    quarantine_sample: list[dict] = field(default_factory=list)
+
+    @property
+    def duplicates_collapsed(self) -> int:
+        return self.rows_read - self.rows_quarantined - self.rows_staged
+
+
+def replace_partition(frame: DataFrame, uri: str, schema, partition_key: str) -> None:
+    """Overwrite exactly one day of a table partitioned by _partition_date (idempotent reruns;
+    runs for other days may write at the same time)."""
+    ensure_table(frame.sparkSession, uri, schema, partitioned_by=s.PARTITION_DATE)
+    retry_on_conflict(
+        lambda: frame.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"{s.PARTITION_DATE} = DATE'{partition_key}'")
+        .save(uri)
+    )
+
+
+def stage_partition(
+    spark: SparkSession, lakehouse: Lakehouse, partition_key: str, run_id: str
+) -> StagingReport:
+    """Parse every recorded raw file of the day; replace the day in staged_orders (one row per
+    tracking_num) and in quarantined_orders (every bad line, with its reason)."""
+    ledger = read_ledger(spark, lakehouse.table_uri(RAW_FILE_LEDGER), partition_key)
+    files = [RawFile(lakehouse.uri_of(e.raw_path), e.raw_path, e.landed_at) for e in ledger]
+    lines = join_quoted_records(read_numbered_lines(spark, files))
+    classified = classify_lines(spark, lines, file_headers(lines), partition_key)
+    # Parsed once, then counted, staged and quarantined from the same cached rows.
+    # On disk, streamed batch by batch: caching a day in memory first ran a 1 GiB file out of a
+    # 1 GiB driver (bench/large_file.py).
+    classified = classified.persist(StorageLevel.DISK_ONLY)
+    try:
+        is_valid = F.col("reason").isNull() & ~F.col("_blank")
+        counts = classified.agg(
+            F.count_if(~F.col("_blank")).alias("read"),
+            F.count_if(F.col("_blank")).alias("blank"),
+            F.count_if(F.col("reason").isNotNull()).alias("quarantined"),
+            # de-duplication keeps exactly one row per distinct valid tracking_num
+            F.count_distinct(F.when(is_valid, F.col(s.TRACKING_NUM))).alias("staged"),
+        ).first()
+        staged = latest_per_tracking_num(classified.where(is_valid)).select(
+            *[c for c in s.STAGED_SCHEMA.fieldNames() if c != s.RUN_ID],
+            F.lit(run_id).alias(s.RUN_ID),
+        )
+        quarantined = classified.where(F.col("reason").isNotNull()).select(
+            *[c for c in s.QUARANTINE_SCHEMA.fieldNames() if c != s.RUN_ID],
+            F.lit(run_id).alias(s.RUN_ID),
+        )
+        replace_partition(staged, lakehouse.table_uri(STAGED_ORDERS), s.STAGED_SCHEMA, partition_key)
+        replace_partition(
+            quarantined, lakehouse.table_uri(QUARANTINED_ORDERS), s.QUARANTINE_SCHEMA, partition_key
+        )
+        reasons, sample = (
+            _quarantine_summary(quarantined) if counts["quarantined"] else ({}, [])
+        )
+    finally:
+        classified.unpersist()
+
+    return StagingReport(
+        files_read=len(files),
+        rows_read=counts["read"],
+        blank_lines=counts["blank"],
+        rows_quarantined=counts["quarantined"],
+        rows_staged=counts["staged"],
+        quarantine_reasons=reasons,
+        quarantine_sample=sample,
+    )
+
+
+def _quarantine_summary(quarantined: DataFrame) -> tuple[dict[str, int], list[dict]]:
+    by_reason = quarantined.groupBy("reason").count().orderBy(F.desc("count")).limit(TOP_REASONS)
+    first_lines = (
+        quarantined.select(s.SOURCE_FILE, s.SOURCE_LINE, "raw_text", "reason")
+        .orderBy(s.SOURCE_FILE, s.SOURCE_LINE)
+        .limit(SAMPLE_SIZE)
+    )
+    return (
+        {r["reason"]: r["count"] for r in by_reason.collect()},
+        [r.asDict() for r in first_lines.collect()],
+    )
+
+
+def merge_partition(
+    spark: SparkSession, lakehouse: Lakehouse, partition_key: str, run_id: str
+) -> tuple[MergeCounts, DataFrame]:
+    """Upsert the day's staged rows into order_tracking; returns the counts and the table."""
+    uri = lakehouse.table_uri(ORDER_TRACKING)
+    target = create_order_tracking_table(spark, uri)
+    staged = (
+        spark.read.format("delta")
+        .load(lakehouse.table_uri(STAGED_ORDERS))
+        .where(F.col(s.PARTITION_DATE) == F.lit(partition_key).cast("date"))
+        .select(*s.ORDER_TRACKING_SCHEMA.fieldNames())
+    )
+    staged = crash_while_reading(staged, "during_merge")
+    counts = merge_into_order_tracking(spark, target, staged, commit_tag=run_id)
+    return counts, spark.read.format("delta").load(uri)
