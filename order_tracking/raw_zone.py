@@ -28,7 +28,7 @@ from pyspark.sql.types import (
 from order_tracking.faults import crash_point
 from order_tracking.partitions import base_name, is_order_file, partition_for_file
 from order_tracking.resources.landing import LandedFile, LandingZone, SourceChanged
-from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.resources.lakehouse import Lakehouse, RawPathTaken
 from order_tracking.tables import ensure_table, retry_on_conflict
 
 LEDGER_SCHEMA = StructType(
@@ -87,10 +87,48 @@ def read_ledger(spark: SparkSession, ledger_uri: str, partition_key: str) -> lis
 
 
 def append_ledger(spark: SparkSession, ledger_uri: str, entries: list[LedgerEntry]) -> None:
+    """Record copied files; an entry whose (day, name, bytes) is already recorded is skipped, so
+    two runs of one day that meet here (no pool configured) record each file once: the later
+    commit conflicts, is retried, and then finds the row."""
     if entries:
-        ensure_table(spark, ledger_uri, LEDGER_SCHEMA)
+        ledger = ensure_table(spark, ledger_uri, LEDGER_SCHEMA)
         frame = spark.createDataFrame([tuple(asdict(e).values()) for e in entries], LEDGER_SCHEMA)
-        retry_on_conflict(lambda: frame.write.format("delta").mode("append").save(ledger_uri))
+        same_file = " AND ".join(f"l.{c} = e.{c}" for c in ("partition_date", "file_name", "md5"))
+        retry_on_conflict(
+            lambda: ledger.alias("l").merge(frame.alias("e"), same_file).whenNotMatchedInsertAll().execute()
+        )
+
+
+def _copy_to_a_free_raw_path(
+    lakehouse: Lakehouse,
+    landing: LandingZone,
+    file: LandedFile,
+    md5: str,
+    partition_key: str,
+    version: int,
+    used_paths: set[str],
+) -> tuple[int, str, int]:
+    """Copy `file` to the first raw path from `version` on that is free or already holds exactly
+    these bytes (left by a killed run, or written a moment ago by a concurrent run of the day).
+    Returns (version, raw path, size). Raises SourceChanged if the landed file changed."""
+    while True:
+        relpath = raw_path(partition_key, file.name, version)
+        existing = None if relpath in used_paths else lakehouse.raw_md5(relpath)
+        if relpath in used_paths or existing not in (None, md5):
+            version += 1  # never overwrite: an unrecorded file may be the only copy of its bytes
+            continue
+        if existing == md5:
+            return version, relpath, file.size
+        try:
+            copied_md5, size = lakehouse.store_raw(relpath, landing, file)
+        except RawPathTaken:
+            continue  # someone wrote it since we looked: look again
+        if copied_md5 != md5:
+            # Replaced while we streamed it; the copy stays (it is real bytes) and the new
+            # generation is picked up by a later run.
+            used_paths.add(relpath)
+            raise SourceChanged(file.name)
+        return version, relpath, size
 
 
 @dataclass
@@ -140,26 +178,13 @@ def ingest_partition(
             done.append(file)
             continue
         version = 1 + max((e.version for e in ledger if e.file_name == file.name), default=0)
-        while True:
-            relpath = raw_path(partition_key, file.name, version)
-            existing = None if relpath in used_paths else lakehouse.raw_md5(relpath)
-            if relpath not in used_paths and existing in (None, md5):
-                break
-            version += 1  # never overwrite: an unrecorded file here may be the only copy of its bytes
-        if existing is None:
-            try:
-                copied_md5, size = lakehouse.store_raw(relpath, landing, file)
-            except SourceChanged:
-                report.changed_while_moving.append(file.name)
-                continue
-            if copied_md5 != md5:
-                # Replaced while we streamed it; the copy stays (it is real bytes) and the new
-                # generation is picked up by a later run.
-                report.changed_while_moving.append(file.name)
-                used_paths.add(relpath)
-                continue
-        else:
-            size = file.size
+        try:
+            version, relpath, size = _copy_to_a_free_raw_path(
+                lakehouse, landing, file, md5, partition_key, version, used_paths
+            )
+        except SourceChanged:
+            report.changed_while_moving.append(file.name)
+            continue
         entry = LedgerEntry(
             partition_date=date.fromisoformat(partition_key),
             file_name=file.name,

@@ -6,6 +6,7 @@ but two writers creating a table in an empty folder, or a real overlap, raise a 
 modification error: those are retried with backoff, everything else is raised as is.
 """
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _CONFLICTS = (
     "io.delta.exceptions.Concurrent",
@@ -41,6 +43,12 @@ def is_write_conflict(error: BaseException, markers: tuple[str, ...] = _CONFLICT
     )
 
 
+def _conflict_name(error: BaseException, markers: tuple[str, ...]) -> str:
+    """The line naming Delta's conflict (Py4J puts it below a generic first line)."""
+    lines = str(error).splitlines()
+    return next((line.strip() for line in lines if any(m in line for m in markers)), lines[0])[:200]
+
+
 def retry_on_conflict(
     action: Callable[[], T],
     attempts: int = 6,
@@ -54,7 +62,12 @@ def retry_on_conflict(
             if attempt == attempts or not is_write_conflict(error, markers):
                 raise
             # Jitter keeps two retrying writers from colliding again in lockstep.
-            time.sleep(first_delay * 2 ** (attempt - 1) * (1 + random.random()))
+            delay = first_delay * 2 ** (attempt - 1) * (1 + random.random())
+            log.warning(
+                "Delta write conflict (attempt %d of %d), retrying in %.1f s: %s",
+                attempt, attempts, delay, _conflict_name(error, markers),
+            )
+            time.sleep(delay)
     raise AssertionError("unreachable")
 
 

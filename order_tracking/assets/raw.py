@@ -6,7 +6,12 @@ from order_tracking.raw_zone import files_of_partition, ingest_partition
 from order_tracking.resources.lakehouse import RAW_FILE_LEDGER
 
 
-@asset(kinds={"spark", "delta"}, **ASSET_DEFAULTS)
+# One step at a time across all runs (limit in dagster.yaml): two runs of the same day would
+# otherwise both copy and record the same landed file.
+RAW_ZONE_WRITER_POOL = "raw_zone_writer"
+
+
+@asset(kinds={"spark", "delta"}, pool=RAW_ZONE_WRITER_POOL, **ASSET_DEFAULTS)
 def raw_order_files(context: AssetExecutionContext) -> MaterializeResult:
     """The day's landed order files, moved byte for byte into the raw zone and recorded in a ledger."""
     landing, lakehouse = context.resources.landing, context.resources.lakehouse

@@ -32,6 +32,10 @@ QUARANTINED_ORDERS = "quarantined_orders"
 RAW_FILE_LEDGER = "raw_file_ledger"
 
 
+class RawPathTaken(Exception):
+    """The raw path was free when chosen and is not any more (another run of the same day)."""
+
+
 class Lakehouse(ConfigurableResource):
     """Delta tables at <root>/<table>; raw files under <root>/raw/dt=YYYY-MM-DD/."""
 
@@ -104,6 +108,8 @@ class Lakehouse(ConfigurableResource):
                 if token is None:
                     break
         except PreconditionFailed as error:
+            if target.exists():
+                raise RawPathTaken(relpath) from error
             raise SourceChanged(file.name) from error
         target.reload()
         if target.md5_hash is None:  # composite objects carry no md5: hash the copy itself
@@ -112,8 +118,13 @@ class Lakehouse(ConfigurableResource):
         return md5_hex(target.md5_hash), target.size
 
     def _upload(self, relpath: str, source) -> tuple[str, int]:
+        from google.api_core.exceptions import PreconditionFailed
+
         target = self._blob(relpath)
-        target.upload_from_file(source, if_generation_match=0)
+        try:
+            target.upload_from_file(source, if_generation_match=0)
+        except PreconditionFailed as error:
+            raise RawPathTaken(relpath) from error
         target.reload()
         return md5_hex(target.md5_hash), target.size
 
@@ -132,6 +143,8 @@ class Lakehouse(ConfigurableResource):
                 out.flush()
                 os.fsync(out.fileno())
             os.link(temp, target)  # fails if the target exists: raw files are never overwritten
+        except FileExistsError as error:
+            raise RawPathTaken(relpath) from error
         finally:
             os.unlink(temp)
         return digest.hexdigest(), size
