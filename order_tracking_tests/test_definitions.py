@@ -1,10 +1,5 @@
 """The code location loads, wires the same resource keys everywhere, and runs from the CLI."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from dagster import AssetKey
 
@@ -31,8 +26,9 @@ def test_every_asset_declares_the_production_resource_keys():
     assert set(resources_for(Environment.LOCAL)) == RESOURCE_KEYS
 
 
-def test_order_tracking_writes_are_serialized_by_a_pool():
+def test_raw_zone_and_order_tracking_writes_are_serialized_by_pools():
     assert defs.resolve_assets_def("order_tracking").op.pool == "order_tracking_writer"
+    assert defs.resolve_assets_def("raw_order_files").op.pool == "raw_zone_writer"
 
 
 def test_unknown_environment_is_an_error(monkeypatch):
@@ -41,26 +37,10 @@ def test_unknown_environment_is_an_error(monkeypatch):
         current_environment()
 
 
-def test_cli_materializes_a_partition_with_only_environment_variables(tmp_path):
-    """The operators' scripting contract, exactly as the README shows it."""
-    landing, lakehouse = tmp_path / "landing", tmp_path / "lakehouse"
-    landing.mkdir()
-    sample = Path(__file__).parents[1] / "order_tracking" / "sample_data" / "order_tracking_2023_01_05.csv"
-    (landing / sample.name).write_bytes(sample.read_bytes())
-    (tmp_path / "home").mkdir()
-    env = os.environ | {
-        "DAGSTER_HOME": str(tmp_path / "home"),
-        "ORDER_TRACKING_LANDING_URI": str(landing),
-        "ORDER_TRACKING_LAKEHOUSE_URI": str(lakehouse),
-        "ORDER_TRACKING_DATA_DIR": str(tmp_path / "data"),
-    }
-    dagster = Path(sys.executable).parent / "dagster"
-    completed = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "order_tracking.definitions",
-         "--select", "raw_order_files,staged_orders,order_tracking", "--partition", "2023-01-05"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )
+def test_cli_materializes_a_partition_with_only_environment_variables(cli_materialization):
+    """The operators' scripting contract, exactly as the README shows it (run in conftest)."""
+    completed, folders = cli_materialization
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "RUN_SUCCESS" in completed.stderr
-    assert (lakehouse / "order_tracking" / "_delta_log").is_dir()
-    assert list(landing.iterdir()) == []
+    assert (folders["lakehouse"] / "order_tracking" / "_delta_log").is_dir()
+    assert list(folders["landing"].iterdir()) == []

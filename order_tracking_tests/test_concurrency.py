@@ -1,0 +1,174 @@
+"""Runs started together (a backfill plus sensor runs, or the same day twice): no lost update, no
+duplicate.
+
+- Dagster pools: with the instance configuration we ship (dagster.yaml), the steps that write the
+  raw zone and order_tracking wait for their pool's single slot.
+- Writers that meet anyway are safe: a pool is only as strict as the instance storage (on SQLite
+  two claims can race; see the README), staged days are written side by side, and an instance
+  may lack the pool limits. A Delta commit that loses a race is retried on the new version, the
+  ledger records a file only if it is not recorded yet, and a raw path written by a concurrent
+  run is reused when it holds the same bytes.
+"""
+
+import shutil
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from dagster import DagsterEventType, DagsterInstance, materialize
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from order_tracking import schema as s
+from order_tracking.assets.raw import RAW_ZONE_WRITER_POOL
+from order_tracking.raw_zone import files_of_partition, ingest_partition
+from order_tracking.resources.lakehouse import ORDER_TRACKING, RAW_FILE_LEDGER, Lakehouse
+from order_tracking.resources.landing import LandingZone
+from order_tracking.steps import merge_partition, stage_partition
+from order_tracking.sample_data import land_sample_files, sample_files
+from order_tracking.transforms.merge import create_order_tracking_table, merge_into_order_tracking
+from order_tracking_tests.helpers import PIPELINE, at, business_rows, oracle
+
+SHIPPED_INSTANCE_CONFIG = Path(__file__).parents[1] / "dagster.yaml"
+
+
+def test_runs_started_together_without_a_pool_record_and_merge_each_file_once(
+    spark, landing_dir, lakehouse_dir
+):
+    """The worst case: no pool at all. Four runs (day 2 twice, as a sensor run plus a backfill
+    run) do the assets' work at the same moment, each in its own Spark session."""
+    landed = land_sample_files(landing_dir)
+    landing, lakehouse = LandingZone(uri=str(landing_dir)), Lakehouse(uri=str(lakehouse_dir))
+    days = ["2023-01-01", "2023-01-02", "2023-01-02", "2023-01-03"]
+    start = threading.Barrier(len(days), timeout=120)
+
+    def run(day: str) -> None:
+        session, run_id = spark.newSession(), uuid.uuid4().hex
+        start.wait()
+        waiting = files_of_partition(landing.list_files(), day)
+        ledger = lakehouse.table_uri(RAW_FILE_LEDGER)
+        ingest_partition(session, landing, lakehouse, ledger, day, waiting, run_id)
+        stage_partition(session, lakehouse, day, run_id)
+        merge_partition(session, lakehouse, day, run_id)
+
+    with ThreadPoolExecutor(len(days)) as pool:
+        list(pool.map(run, days))
+
+    files = [(p.name, p.read_text(), at(day)) for day, p in enumerate(sample_files()[:3], start=1)]
+    table = spark.read.format("delta").load(str(lakehouse_dir / ORDER_TRACKING))
+    assert business_rows(table) == oracle(files)
+    ledger = spark.read.format("delta").load(str(lakehouse_dir / RAW_FILE_LEDGER)).collect()
+    assert sorted(e.file_name for e in ledger) == sorted(p.name for p in landed[:3])
+    assert sorted(p.name for p in landing_dir.iterdir()) == sorted(p.name for p in landed[3:])
+
+
+def test_a_pooled_step_waits_for_its_pool_slot(local_resources, landing_dir, tmp_path):
+    """With the shipped instance configuration, raw_order_files does not start while another
+    run holds the raw_zone_writer slot, and starts once it is released."""
+    home = instance_home(tmp_path)
+    land_sample_files(landing_dir)
+    with DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(RAW_ZONE_WRITER_POOL)
+        assert storage.get_concurrency_info(RAW_ZONE_WRITER_POOL).slot_count == 1  # dagster.yaml
+        storage.claim_concurrency_slot(RAW_ZONE_WRITER_POOL, "another-run", "raw_order_files")
+
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(
+                materialize, PIPELINE, partition_key="2023-01-01", resources=local_resources,
+                instance=instance,
+            )  # fmt: skip
+            while storage.get_concurrency_info(RAW_ZONE_WRITER_POOL).pending_step_count == 0:
+                assert not waiting.done(), waiting.result()
+                time.sleep(0.2)
+            [run] = instance.get_runs()
+            assert not started(instance, run.run_id, "raw_order_files")
+            released = time.time()
+            storage.free_concurrency_slots_for_run("another-run")
+            result = waiting.result()
+
+        assert result.success
+        assert started(instance, run.run_id, "raw_order_files") >= released
+
+
+def instance_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME with the instance configuration we ship, storage created once up front."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(SHIPPED_INSTANCE_CONFIG, home / "dagster.yaml")
+    DagsterInstance.from_config(str(home)).dispose()
+    return home
+
+
+def started(instance: DagsterInstance, run_id: str, step: str) -> float | None:
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_START):
+        if record.step_key == step:
+            return record.timestamp
+    return None
+
+
+def staged_rows(spark, day: int, status: str):
+    """One staged row for TRK1 on `day` (newer each day), shaped like staged_orders."""
+    return spark.range(1).select(
+        *[
+            {
+                s.ORDER_NUM: F.lit(1).cast("bigint"),
+                s.TRACKING_NUM: F.lit("TRK1"),
+                s.STATUS: F.lit(status),
+                s.LAST_UPDATE: F.lit(f"2023-01-0{day} 12:00:00").cast("timestamp"),
+                s.SOURCE_FILE: F.lit(f"raw/dt=2023-01-0{day}/f.csv"),
+                s.SOURCE_LINE: F.lit(2).cast("bigint"),
+                s.LANDED_AT: F.lit(f"2023-01-0{day} 13:00:00").cast("timestamp"),
+                s.PARTITION_DATE: F.lit(f"2023-01-0{day}").cast("date"),
+            }
+            .get(field.name, F.lit(None))
+            .cast(field.dataType)
+            .alias(field.name)
+            for field in s.ORDER_TRACKING_SCHEMA.fields
+        ]
+    )
+
+
+def held_until(frame, gate: Path):
+    """`frame`, but its first read blocks (in a Python worker) until `gate` exists."""
+
+    def wait(_: int) -> bool:
+        import time
+
+        deadline = time.monotonic() + 120
+        while not gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return True
+
+    return frame.where(F.udf(wait, "boolean").asNondeterministic()(F.lit(1)))
+
+
+def test_a_merge_that_loses_the_race_is_retried_on_the_new_version(spark, tmp_path, caplog):
+    """No pool here: MERGE A reads the table, MERGE B commits meanwhile, then A tries to commit.
+    Delta refuses A's commit; the retry merges A again on top of B, and nothing is lost."""
+    uri = str(tmp_path / ORDER_TRACKING)
+    create_order_tracking_table(spark, uri)
+    merge_into_order_tracking(spark, DeltaTable.forPath(spark, uri), staged_rows(spark, 1, "Shipped"), "day1")
+    gate = tmp_path / "gate"
+    # Separate sessions, as separate runs would have (the commit tag is a session setting).
+    session_a, session_b = spark.newSession(), spark.newSession()
+
+    def merge_a():
+        source = held_until(staged_rows(session_a, 3, "Delivered"), gate)
+        return merge_into_order_tracking(session_a, DeltaTable.forPath(session_a, uri), source, "run-a")
+
+    with ThreadPoolExecutor(1) as pool:
+        a = pool.submit(merge_a)
+        b = merge_into_order_tracking(
+            session_b, DeltaTable.forPath(session_b, uri), staged_rows(session_b, 2, "In Transit"), "run-b"
+        )
+        gate.touch()
+        a = a.result()
+
+    assert b.updated == 1 and a.updated == 1
+    assert a.version > b.version
+    assert any("conflict" in r.getMessage() for r in caplog.records), "the race did not happen"
+    [row] = spark.read.format("delta").load(uri).collect()
+    assert (row.status, str(row.last_update_timestamp)) == ("Delivered", "2023-01-03 12:00:00")
