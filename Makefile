@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install jars demo demo-gcs demo-databricks test dev bench-gcs bench-large clean
+.PHONY: install jars demo demo-gcs demo-databricks test test-thorough dev bench-gcs bench-large clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ demo: jars $(DAGSTER_HOME)/dagster.yaml
 
 test: jars
 	$(BIN)/python -m pytest -q
+
+# The property test with 200 random histories instead of 3 (about 30 s each).
+test-thorough: jars
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q order_tracking_tests/test_property.py
 
 # The sensor-driven flow against fake-gcs-server, with Dagit on 127.0.0.1:3000 (Ctrl-C stops).
 demo-gcs: jars

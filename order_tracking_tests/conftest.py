@@ -1,10 +1,13 @@
 """Shared fixtures: one Spark + Delta session for the whole run, and per-test lakehouses."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
+from hypothesis import settings
 from dagster_pyspark.resources import spark_session_from_config
 
 from order_tracking.resources.lakehouse import Lakehouse
@@ -13,6 +16,12 @@ from order_tracking.resources import resources_for
 from order_tracking.environment import Environment
 from order_tracking.resources.spark import local_spark_config
 from order_tracking_tests.gcs_emulator import GcsEmulator
+
+# Property examples run real Spark jobs (seconds each): few in the suite, many on demand with
+# HYPOTHESIS_PROFILE=thorough (`make test-thorough`).
+settings.register_profile("default", max_examples=3)
+settings.register_profile("thorough", max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +87,37 @@ def bucket(gcs_emulator, request):
     client = storage.Client(project="test")
     name = "landing-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
     return client.create_bucket(name)
+
+
+# Secret values a deployment may have in its environment. The local run never needs them; they
+# are set so the security test can prove none of them is echoed anywhere.
+SECRET_MARKERS = {
+    "DATABRICKS_TOKEN": "dapi-LEAKCHECK-0f1e2d3c4b5a",
+    "DATABRICKS_CLIENT_SECRET": "dose-LEAKCHECK-a1b2c3d4e5",
+    "GCS_HMAC_SECRET": "hmac-LEAKCHECK-99887766",
+}
+
+
+@pytest.fixture(scope="session")
+def cli_materialization(tmp_path_factory):
+    """One `dagster asset materialize` of 2023-01-05 through the CLI, configured only by
+    environment variables (secrets included); returns the completed process and its folders."""
+    root = tmp_path_factory.mktemp("cli")
+    folders = {name: root / name for name in ("landing", "lakehouse", "home", "data")}
+    for name in ("landing", "home"):
+        folders[name].mkdir()
+    sample = Path(__file__).parents[1] / "order_tracking" / "sample_data" / "order_tracking_2023_01_05.csv"
+    (folders["landing"] / sample.name).write_bytes(sample.read_bytes())
+    env = os.environ | SECRET_MARKERS | {
+        "DAGSTER_HOME": str(folders["home"]),
+        "ORDER_TRACKING_LANDING_URI": str(folders["landing"]),
+        "ORDER_TRACKING_LAKEHOUSE_URI": str(folders["lakehouse"]),
+        "ORDER_TRACKING_DATA_DIR": str(folders["data"]),
+    }
+    dagster = Path(sys.executable).parent / "dagster"
+    completed = subprocess.run(
+        [str(dagster), "asset", "materialize", "-m", "order_tracking.definitions",
+         "--select", "raw_order_files,staged_orders,order_tracking", "--partition", "2023-01-05"],
+        env=env, cwd=root, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    return completed, folders

@@ -1,0 +1,220 @@
+"""Property: in whatever order files land, however often they are replayed or replaced, and in
+whatever order days are (re)materialized, order_tracking equals a plain-Python oracle over the
+file versions received, and every landed byte is in the raw zone or still waiting in landing.
+
+Hypothesis draws a history of events (a file lands; a day is materialized). Each materialization
+runs the same functions as the three assets (ingest_partition, stage_partition, merge_partition)
+on real Delta tables, without Dagster around them, to keep an example to seconds. The oracle
+knows the rows it wrote, so it never parses CSV: it only applies the rule "per tracking_num,
+greatest (last_update_timestamp, landing time, line)". Examples are few by default (each costs
+~30 s of Spark jobs); `make test-thorough` (HYPOTHESIS_PROFILE=thorough) runs 200.
+"""
+
+import hashlib
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from order_tracking.raw_zone import files_of_partition, ingest_partition, read_ledger
+from order_tracking.resources.lakehouse import ORDER_TRACKING, RAW_FILE_LEDGER, Lakehouse
+from order_tracking.resources.landing import LandingZone
+from order_tracking.steps import merge_partition, stage_partition
+from order_tracking_tests.helpers import HEADER, business_rows, land
+
+DAYS = ("2023-01-01", "2023-01-02")
+NAMES = {  # two file names per day: a regular file and a late correction
+    day: (f"order_tracking_{day.replace('-', '_')}.csv", f"late_{day.replace('-', '')}.csv")
+    for day in DAYS
+}
+TRACKING_NUMS = ("TRK1", "TRK2")  # few, so days and files collide on them
+STATUSES = ("Shipped", "In Transit", "Delivered")
+FIRST_LANDING = datetime(2023, 1, 3, 6, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Row:
+    tracking_num: str
+    status: str
+    hour: int  # last_update_timestamp on 2023-01-01; few values, so ties happen often
+
+    def fields(self) -> tuple[str, ...]:
+        number = self.tracking_num.removeprefix("TRK")
+        timestamp = f"2023-01-01 {self.hour:02d}:00:00"
+        # The address is quoted and holds a comma: the parser must still see seven fields.
+        return (number, self.tracking_num, "2023-01-01", "", self.status, "1, Main St", timestamp)
+
+    def line(self) -> str:
+        values = list(self.fields())
+        values[5] = f'"{values[5]}"'
+        return ",".join(values)
+
+
+@dataclass(frozen=True)
+class Land:
+    day: str
+    name: str
+    rows: tuple[Row, ...]
+    with_bad_line: bool
+
+    def content(self) -> str:
+        lines = [HEADER, *(r.line() for r in self.rows)]
+        if self.with_bad_line:  # quarantined, never in the table
+            lines.insert(1, "not,an,order")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Materialize:
+    day: str
+
+
+@st.composite
+def landings(draw, day: str) -> Land:
+    """A file with rows for every tracking_num (one or two each, shuffled): every pair of files
+    disagrees about some order, so the processing order always matters to a wrong merge."""
+    file_rows = [
+        Row(tracking_num, draw(st.sampled_from(STATUSES)), draw(st.integers(8, 10)))
+        for tracking_num in TRACKING_NUMS
+        for _ in range(draw(st.integers(1, 2)))
+    ]
+    return Land(
+        day,
+        draw(st.sampled_from(NAMES[day])),
+        tuple(draw(st.permutations(file_rows))),
+        draw(st.booleans()),
+    )
+
+
+@st.composite
+def histories(draw) -> list:
+    """2-5 landings covering both days (some replaying an earlier file byte for byte), with two
+    materializations of days that have landed files, interleaved: arrival order, processing
+    order and file days all disagree. (Two, not more: each costs ~13 s of Spark jobs.)"""
+    events: list = []
+    for index in range(draw(st.integers(2, 5))):
+        earlier = [e for e in events if isinstance(e, Land)]
+        if index >= 2 and draw(st.integers(0, 3)) == 0:
+            events.append(draw(st.sampled_from(earlier)))  # a replayed file
+        else:
+            # The first two land on different days: every history spans both.
+            day = DAYS[index] if index < 2 else draw(st.sampled_from(DAYS))
+            events.append(draw(landings(day)))
+    positions = sorted(draw(st.lists(st.integers(1, len(events)), min_size=2, max_size=2)))
+    for offset, position in enumerate(positions):
+        # Mostly a day with files waiting (a run with work to do), else a rerun of a landed day.
+        before = events[: position + offset]
+        landed = sorted({e.day for e in before if isinstance(e, Land)})
+        waiting = [day for day in landed if _waits(before, day)]
+        events.insert(position + offset, Materialize(draw(st.sampled_from(waiting or landed))))
+    return events
+
+
+def _waits(events: list, day: str) -> bool:
+    """Has `day` a landing since its last materialization?"""
+    for event in reversed(events):
+        if event.day == day:
+            return isinstance(event, Land)
+    return False
+
+
+class Oracle:
+    """What the table must hold: per tracking_num, the greatest (timestamp, landing, line) over
+    the file versions received. A version is received when its day is materialized while it waits
+    in landing; the same name with the same bytes again is a replay and changes nothing."""
+
+    def __init__(self):
+        self.waiting: dict[str, tuple[Land, datetime]] = {}  # landing folder: name -> version
+        self.received: dict[tuple[str, str], tuple[Land, datetime]] = {}
+
+    def landed(self, event: Land, at: datetime) -> None:
+        self.waiting[event.name] = (event, at)  # a new upload under a name replaces the old one
+
+    def materialized(self, day: str) -> None:
+        for name, (event, at) in list(self.waiting.items()):
+            if event.day == day:
+                self.received.setdefault((name, digest(event.content())), (event, at))
+                del self.waiting[name]
+
+    def table(self) -> list[tuple]:
+        best: dict[str, tuple] = {}
+        for event, at in self.received.values():
+            for line, row in enumerate(event.rows):
+                key = (row.hour, at, line)
+                if row.tracking_num not in best or key > best[row.tracking_num][0]:
+                    best[row.tracking_num] = (key, row.fields())
+        return sorted(
+            tuple(value or None for value in fields) for _, fields in best.values()
+        )
+
+
+def digest(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def materialize_day(spark, landing: LandingZone, lakehouse: Lakehouse, day: str) -> None:
+    """What a run of the three assets does for one day."""
+    run_id = uuid.uuid4().hex
+    waiting = files_of_partition(landing.list_files(), day)
+    ledger = lakehouse.table_uri(RAW_FILE_LEDGER)
+    ingest_partition(spark, landing, lakehouse, ledger, day, waiting, run_id)
+    stage_partition(spark, lakehouse, day, run_id)
+    merge_partition(spark, lakehouse, day, run_id)
+
+
+def as_table_rows(rows: list[tuple]) -> list[tuple]:
+    """The oracle's fields as the table shows them (order_num as a number, the timestamp as text)."""
+    shown = []
+    for order_num, tracking, received, delivered, status, address, timestamp in rows:
+        shown.append((str(int(order_num)), tracking, received, delivered, status, address, timestamp))
+    return sorted(shown)
+
+
+# Always run, whatever Hypothesis draws: day 2 processed before day 1 (day 1 is older for TRK1,
+# newer for TRK2), then day 2's file replayed.
+DAY_2 = Land(DAYS[1], NAMES[DAYS[1]][0], (Row("TRK1", "Delivered", 10), Row("TRK2", "Shipped", 8)), False)
+DAY_1 = Land(DAYS[0], NAMES[DAYS[0]][0], (Row("TRK1", "In Transit", 9), Row("TRK2", "In Transit", 9)), True)
+OUT_OF_ORDER = [DAY_2, DAY_1, Materialize(DAYS[1]), Materialize(DAYS[0]), DAY_2, Materialize(DAYS[1])]
+
+
+@example(history=OUT_OF_ORDER)
+@settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=histories())
+def test_the_table_is_the_newest_row_whatever_the_history(spark, tmp_path, history):
+    work = Path(tempfile.mkdtemp(dir=tmp_path))  # tmp_path is shared by all examples
+    landing = LandingZone(uri=str(work / "landing"))
+    lakehouse = Lakehouse(uri=str(work / "lakehouse"))
+    (work / "landing").mkdir()
+    oracle = Oracle()
+
+    for index, event in enumerate(history):
+        if isinstance(event, Land):
+            at = FIRST_LANDING + timedelta(minutes=index)
+            land(work / "landing", event.name, event.content(), at)
+            oracle.landed(event, at)
+        else:
+            materialize_day(spark, landing, lakehouse, event.day)
+            oracle.materialized(event.day)
+
+    table_uri = lakehouse.table_uri(ORDER_TRACKING)
+    if oracle.received:
+        table = spark.read.format("delta").load(table_uri)
+        assert business_rows(table) == as_table_rows(oracle.table())
+    # Nothing lost: every received version is in the ledger exactly once, with its bytes in the
+    # raw zone; every version still waiting is untouched in landing.
+    ledger = [e for day in DAYS for e in read_ledger(spark, lakehouse.table_uri(RAW_FILE_LEDGER), day)]
+    assert sorted((e.file_name, e.md5) for e in ledger) == sorted(oracle.received)
+    for entry in ledger:
+        assert digest((work / "lakehouse" / entry.raw_path).read_text()) == entry.md5
+    waiting = {f.name: f for f in landing.list_files()}
+    assert sorted(waiting) == sorted(oracle.waiting)
+    for name, (event, _) in oracle.waiting.items():
+        assert (work / "landing" / name).read_text() == event.content()
+
