@@ -114,9 +114,29 @@ def test_odd_names_are_flattened_into_the_raw_folder(spark, local_resources, lan
     assert (lakehouse_dir / entry["raw_path"]).is_file()
 
 
+def test_names_that_flatten_alike_keep_their_own_bytes(spark, local_resources, landing_dir, lakehouse_dir):
+    # All three flatten to a_b_2023-01-05.csv; none may overwrite or be taken for another.
+    names = ["a b 2023-01-05.csv", "a_b 2023-01-05.csv", "in/a;b 2023-01-05.csv"]
+    contents = {
+        name: f"{HEADER}\n{GOOD_LINE.replace('TRK1000', f'TRK{index}')}\n".encode()
+        for index, name in enumerate(names)
+    }
+    for index, name in enumerate(names):
+        land(landing_dir, name, contents[name], at(5, index))
+
+    meta = run(local_resources)
+
+    assert meta["files_moved"] == 3
+    entries = ledger(spark, lakehouse_dir)
+    assert sorted(e["file_name"] for e in entries) == sorted(names)
+    assert len({e["raw_path"] for e in entries}) == 3
+    for entry in entries:
+        assert (lakehouse_dir / entry["raw_path"]).read_bytes() == contents[entry["file_name"]]
+
+
 @pytest.mark.parametrize(
     "name",
-    ["../../etc/orders_2023_01_05.csv", "/abs/orders_2023_01_05.csv", "..", "a/..%2F..%2Forders.csv", ".."],
+    ["../../etc/orders_2023_01_05.csv", "/abs/orders_2023_01_05.csv", "..", "a/..%2F..%2Forders.csv", ".hidden"],
 )
 def test_raw_paths_stay_inside_their_partition_folder(name):
     path = raw_path(DAY, name, 3)
