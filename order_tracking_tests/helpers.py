@@ -76,3 +76,11 @@ def oracle(files: list[tuple[str, str, datetime]]) -> list[tuple]:
             if tracking not in best or key > best[tracking][0]:
                 best[tracking] = (key, tuple(row[c] for c in BUSINESS_COLUMNS))
     return sorted(value for _, value in best.values())
+
+
+def sample_days_oracle(days: int) -> list[tuple]:
+    """The oracle's table after the first `days` sample files, landed in day order."""
+    from order_tracking.sample_data import sample_files
+
+    files = sample_files()[:days]
+    return oracle([(p.name, p.read_text(), at(day)) for day, p in enumerate(files, start=1)])

@@ -27,12 +27,14 @@ from order_tracking.resources.databricks import (
     check_reachable,
     cluster_libraries,
 )
-from order_tracking.sample_data import land_sample_files
+from order_tracking.sample_data import land_sample_files, sample_files
 from order_tracking_tests.databricks_standin import DatabricksStandIn, operator
 from order_tracking_tests.databricks_standin.operator import materialize, materialize_command
-from order_tracking_tests.helpers import business_rows
-from order_tracking_tests.test_end_to_end import DAYS, expected_rows
+from order_tracking_tests.helpers import business_rows, sample_days_oracle
+from order_tracking_tests.test_end_to_end import DAYS as SAMPLE_DAYS
 
+# Three of the five sample days: each step is a Databricks run (a new process on the stand-in).
+DAYS = SAMPLE_DAYS[:3]
 TOKEN = "dapi-standin-0123456789abcdef"
 SECRET = "s3cr3t-value-from-the-scope"
 SCOPE, SECRET_KEY = "order-tracking", "partner-api-key"
@@ -63,10 +65,10 @@ def runs_of(env: dict) -> list:
 
 
 @pytest.fixture(scope="module")
-def five_days(standin, tmp_path_factory):
-    """The five sample days, one CLI run per day, on the all-purpose cluster, with a secret
+def sample_days(standin, tmp_path_factory):
+    """The first sample days, one CLI run per day, on the all-purpose cluster, with a secret
     exported from the scope on every step."""
-    root = tmp_path_factory.mktemp("five_days")
+    root = tmp_path_factory.mktemp("sample_days")
     land_sample_files(root / "landing")
     env = databricks_env(
         standin,
@@ -78,29 +80,30 @@ def five_days(standin, tmp_path_factory):
     first_run = max(standin.runs, default=0)
     started = time.monotonic()
     outputs = [materialize(env, day) for day in DAYS]
-    print(f"five days through the stand-in: {time.monotonic() - started:.0f} s")
+    print(f"{len(DAYS)} days through the stand-in: {time.monotonic() - started:.0f} s")
     runs = [run for run_id, run in standin.runs.items() if run_id > first_run]
     return root, env, outputs, runs
 
 
-def test_five_sample_days_give_the_local_result(five_days, spark):
-    root, _, outputs, _ = five_days
+def test_sample_days_give_the_local_result(sample_days, spark):
+    root, _, outputs, _ = sample_days
     for completed in outputs:
         assert completed.returncode == 0, completed.stderr[-3000:]
     table = spark.read.format("delta").load(str(root / "lakehouse" / "order_tracking"))
-    assert business_rows(table) == expected_rows()
-    assert list((root / "landing").iterdir()) == []
+    assert business_rows(table) == sample_days_oracle(len(DAYS))
+    remaining = sorted(p.name for p in (root / "landing").iterdir())
+    assert remaining == [p.name for p in sample_files()[len(DAYS):]]
 
 
-def test_each_step_ran_as_one_databricks_run(five_days):
-    _, _, _, runs = five_days
+def test_each_step_ran_as_one_databricks_run(sample_days):
+    _, _, _, runs = sample_days
     assert len(runs) == 3 * len(DAYS)
     assert {(r.life_cycle_state, r.result_state) for r in runs} == {("TERMINATED", "SUCCESS")}
     assert {r.task["existing_cluster_id"] for r in runs} == {CLUSTER}
 
 
-def test_materializations_and_checks_arrive_in_the_local_instance(five_days):
-    _, env, _, _ = five_days
+def test_materializations_and_checks_arrive_in_the_local_instance(sample_days):
+    _, env, _, _ = sample_days
     runs = runs_of(env)
     assert sorted(run.tags["dagster/partition"] for run, _ in runs) == DAYS
     assert {run.status for run, _ in runs} == {DagsterRunStatus.SUCCESS}
@@ -126,8 +129,8 @@ def test_materializations_and_checks_arrive_in_the_local_instance(five_days):
         assert len(step_pids) == 3
 
 
-def test_the_secret_reaches_the_cluster_but_no_log(five_days, standin):
-    _, env, outputs, runs = five_days
+def test_the_secret_reaches_the_cluster_but_no_log(sample_days, standin):
+    _, env, outputs, runs = sample_days
     for run in runs:
         assert {"scope": SCOPE, "key": SECRET_KEY} in standin.secret_reads(run)
     logged = "".join(
@@ -142,7 +145,7 @@ def test_the_secret_reaches_the_cluster_but_no_log(five_days, standin):
         assert value not in captured
 
 
-def test_the_launcher_needs_only_the_emulated_endpoints(five_days, standin):
+def test_the_launcher_needs_only_the_emulated_endpoints(sample_days, standin):
     statuses = {(method, path): status for method, path, status in standin.calls if status >= 400}
     # 404 on dbfs/read is the launcher polling for an events file not yet written: expected.
     assert set(statuses) <= {("GET", "/api/2.0/dbfs/read")}
