@@ -35,7 +35,7 @@ demo: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m order_tracking.demo
 
 test: jars
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # The property test with 200 random histories instead of 3 (about 30 s each).
 test-thorough: jars
