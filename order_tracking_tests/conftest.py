@@ -17,10 +17,10 @@ from order_tracking.environment import Environment
 from order_tracking.resources.spark import local_spark_config
 from order_tracking_tests.gcs_emulator import GcsEmulator
 
-# Property examples run real Spark jobs (seconds each): few in the suite, many on demand with
-# HYPOTHESIS_PROFILE=thorough (`make test-thorough`).
+# Property examples run real Spark jobs (~30 s each): few in the suite, many on demand with
+# HYPOTHESIS_PROFILE=thorough (`make test-thorough`; HYPOTHESIS_MAX_EXAMPLES changes its 200).
 settings.register_profile("default", max_examples=3)
-settings.register_profile("thorough", max_examples=200)
+settings.register_profile("thorough", max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "200")))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
