@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,9 @@ from order_tracking.resources.landing import LandingZone
 from order_tracking.resources import resources_for
 from order_tracking.environment import Environment
 from order_tracking.resources.spark import local_spark_config
+from order_tracking_tests.databricks_standin.operator import materialize_command
 from order_tracking_tests.gcs_emulator import GcsEmulator
+from order_tracking_tests.helpers import SECRET_MARKERS
 
 # Property examples run real Spark jobs (~30 s each): few in the suite, many on demand with
 # HYPOTHESIS_PROFILE=thorough (`make test-thorough`; HYPOTHESIS_MAX_EXAMPLES changes its 200).
@@ -89,15 +90,6 @@ def bucket(gcs_emulator, request):
     return client.create_bucket(name)
 
 
-# Secret values a deployment may have in its environment. The local run never needs them; they
-# are set so the security test can prove none of them is echoed anywhere.
-SECRET_MARKERS = {
-    "DATABRICKS_TOKEN": "dapi-LEAKCHECK-0f1e2d3c4b5a",
-    "DATABRICKS_CLIENT_SECRET": "dose-LEAKCHECK-a1b2c3d4e5",
-    "GCS_HMAC_SECRET": "hmac-LEAKCHECK-99887766",
-}
-
-
 @pytest.fixture(scope="session")
 def cli_materialization(tmp_path_factory):
     """One `dagster asset materialize` of 2023-01-05 through the CLI, configured only by
@@ -114,10 +106,8 @@ def cli_materialization(tmp_path_factory):
         "ORDER_TRACKING_LAKEHOUSE_URI": str(folders["lakehouse"]),
         "ORDER_TRACKING_DATA_DIR": str(folders["data"]),
     }
-    dagster = Path(sys.executable).parent / "dagster"
     completed = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "order_tracking.definitions",
-         "--select", "raw_order_files,staged_orders,order_tracking", "--partition", "2023-01-05"],
+        materialize_command("2023-01-05", select="raw_order_files,staged_orders,order_tracking"),
         env=env, cwd=root, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     return completed, folders

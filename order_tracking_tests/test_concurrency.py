@@ -13,7 +13,6 @@ duplicate.
 import shutil
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,13 +22,16 @@ from pyspark.sql import functions as F
 
 from order_tracking import schema as s
 from order_tracking.assets.raw import RAW_ZONE_WRITER_POOL
-from order_tracking.raw_zone import files_of_partition, ingest_partition
 from order_tracking.resources.lakehouse import ORDER_TRACKING, RAW_FILE_LEDGER, Lakehouse
 from order_tracking.resources.landing import LandingZone
-from order_tracking.steps import merge_partition, stage_partition
-from order_tracking.sample_data import land_sample_files, sample_files
+from order_tracking.sample_data import land_sample_files
 from order_tracking.transforms.merge import create_order_tracking_table, merge_into_order_tracking
-from order_tracking_tests.helpers import PIPELINE, at, business_rows, oracle
+from order_tracking_tests.helpers import (
+    PIPELINE,
+    business_rows,
+    materialize_day,
+    sample_days_oracle,
+)
 
 SHIPPED_INSTANCE_CONFIG = Path(__file__).parents[1] / "dagster.yaml"
 
@@ -45,20 +47,15 @@ def test_runs_started_together_without_a_pool_record_and_merge_each_file_once(
     start = threading.Barrier(len(days), timeout=120)
 
     def run(day: str) -> None:
-        session, run_id = spark.newSession(), uuid.uuid4().hex
+        session = spark.newSession()
         start.wait()
-        waiting = files_of_partition(landing.list_files(), day)
-        ledger = lakehouse.table_uri(RAW_FILE_LEDGER)
-        ingest_partition(session, landing, lakehouse, ledger, day, waiting, run_id)
-        stage_partition(session, lakehouse, day, run_id)
-        merge_partition(session, lakehouse, day, run_id)
+        materialize_day(session, landing, lakehouse, day)
 
     with ThreadPoolExecutor(len(days)) as pool:
         list(pool.map(run, days))
 
-    files = [(p.name, p.read_text(), at(day)) for day, p in enumerate(sample_files()[:3], start=1)]
     table = spark.read.format("delta").load(str(lakehouse_dir / ORDER_TRACKING))
-    assert business_rows(table) == oracle(files)
+    assert business_rows(table) == sample_days_oracle(3)
     ledger = spark.read.format("delta").load(str(lakehouse_dir / RAW_FILE_LEDGER)).collect()
     assert sorted(e.file_name for e in ledger) == sorted(p.name for p in landed[:3])
     assert sorted(p.name for p in landing_dir.iterdir()) == sorted(p.name for p in landed[3:])

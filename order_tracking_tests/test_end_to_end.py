@@ -3,8 +3,8 @@
 import csv
 from pathlib import Path
 
-from order_tracking.sample_data import land_sample_files, sample_files
-from order_tracking_tests.helpers import at, business_rows, oracle, run_days
+from order_tracking.sample_data import land_sample_files
+from order_tracking_tests.helpers import business_rows, run_days, sample_days_oracle
 
 EXPECTED = Path(__file__).parent / "expected" / "order_tracking_after_sample_days.csv"
 DAYS = ["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05"]
@@ -16,8 +16,7 @@ def expected_rows() -> list[tuple]:
 
 
 def test_expected_table_matches_an_independent_oracle():
-    files = [(p.name, p.read_text(), at(day)) for day, p in enumerate(sample_files(), start=1)]
-    assert oracle(files) == expected_rows()
+    assert sample_days_oracle(len(DAYS)) == expected_rows()
 
 
 def test_sample_days_give_the_expected_table(spark, local_resources, landing_dir, lakehouse_dir):

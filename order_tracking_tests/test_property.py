@@ -12,7 +12,6 @@ greatest (last_update_timestamp, landing time, line)". Examples are few by defau
 
 import hashlib
 import tempfile
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,11 +19,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from order_tracking.raw_zone import files_of_partition, ingest_partition, read_ledger
+from order_tracking.raw_zone import read_ledger
 from order_tracking.resources.lakehouse import ORDER_TRACKING, RAW_FILE_LEDGER, Lakehouse
 from order_tracking.resources.landing import LandingZone
-from order_tracking.steps import merge_partition, stage_partition
-from order_tracking_tests.helpers import HEADER, business_rows, land
+from order_tracking_tests.helpers import HEADER, business_rows, land, materialize_day
 
 DAYS = ("2023-01-01", "2023-01-02")
 NAMES = {  # two file names per day: a regular file and a late correction
@@ -154,16 +152,6 @@ class Oracle:
 
 def digest(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
-
-
-def materialize_day(spark, landing: LandingZone, lakehouse: Lakehouse, day: str) -> None:
-    """What a run of the three assets does for one day."""
-    run_id = uuid.uuid4().hex
-    waiting = files_of_partition(landing.list_files(), day)
-    ledger = lakehouse.table_uri(RAW_FILE_LEDGER)
-    ingest_partition(spark, landing, lakehouse, ledger, day, waiting, run_id)
-    stage_partition(spark, lakehouse, day, run_id)
-    merge_partition(spark, lakehouse, day, run_id)
 
 
 def as_table_rows(rows: list[tuple]) -> list[tuple]:

@@ -9,7 +9,7 @@ from dagster import ConfigurableResource, EnvVar
 
 from order_tracking.environment import Environment
 from order_tracking.resources import resources_for
-from order_tracking_tests.conftest import SECRET_MARKERS
+from order_tracking_tests.helpers import SECRET_MARKERS
 
 SECRET_FIELD_WORDS = ("token", "secret", "password", "credential", "private")
 REPO = Path(__file__).parents[1]
