@@ -1,6 +1,8 @@
 """The contract of the tables, as asset checks evaluated in the step that writes them (so they
 run wherever the step runs, Databricks included)."""
 
+from collections import Counter
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -12,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from order_tracking import schema as s
-from order_tracking.steps import SAMPLE_SIZE, StagingReport
+from order_tracking.steps import SAMPLE_SIZE, TOP_REASONS, StagingReport
 
 tracking_num_is_unique = AssetCheckSpec(
     "tracking_num_is_unique",
@@ -28,7 +30,7 @@ status_is_known = AssetCheckSpec(
 partition_has_no_quarantined_rows = AssetCheckSpec(
     "partition_has_no_quarantined_rows",
     asset=AssetKey("staged_orders"),
-    description="No line of the day's files was quarantined.",
+    description="No line of the files of the run's day(s) was quarantined.",
 )
 
 
@@ -80,14 +82,21 @@ def check_order_tracking(
     return results, stats["rows"]
 
 
-def check_no_quarantined_rows(report: StagingReport) -> AssetCheckResult:
-    metadata = {"quarantined_rows": report.rows_quarantined}
-    if report.rows_quarantined:
-        metadata["by_reason"] = MetadataValue.json(report.quarantine_reasons)
-        metadata["sample"] = MetadataValue.json(report.quarantine_sample)
+def check_no_quarantined_rows(reports: dict[str, StagingReport]) -> AssetCheckResult:
+    """Over the run's days (one, or a backfill's range): the count, then where and why."""
+    quarantined = {day: r.rows_quarantined for day, r in reports.items() if r.rows_quarantined}
+    metadata = {"quarantined_rows": sum(quarantined.values())}
+    if quarantined:
+        by_reason: Counter[str] = Counter()
+        for report in reports.values():
+            by_reason.update(report.quarantine_reasons)
+        metadata["by_day"] = MetadataValue.json(quarantined)
+        metadata["by_reason"] = MetadataValue.json(dict(by_reason.most_common(TOP_REASONS)))
+        sample = [row for day in quarantined for row in reports[day].quarantine_sample]
+        metadata["sample"] = MetadataValue.json(sample[:SAMPLE_SIZE])
     return AssetCheckResult(
         check_name=partition_has_no_quarantined_rows.name,
-        passed=report.rows_quarantined == 0,
+        passed=not quarantined,
         severity=AssetCheckSeverity.WARN,
         metadata=metadata,
     )

@@ -132,10 +132,9 @@ def _quarantine_summary(quarantined: DataFrame) -> tuple[dict[str, int], list[di
 
 def merge_partition(
     spark: SparkSession, lakehouse: Lakehouse, partition_key: str, run_id: str
-) -> tuple[MergeCounts, DataFrame]:
-    """Upsert the day's staged rows into order_tracking; returns the counts and the table."""
-    uri = lakehouse.table_uri(ORDER_TRACKING)
-    target = create_order_tracking_table(spark, uri)
+) -> MergeCounts:
+    """Upsert the day's staged rows into order_tracking; returns what the MERGE did."""
+    target = create_order_tracking_table(spark, lakehouse.table_uri(ORDER_TRACKING))
     staged = (
         spark.read.format("delta")
         .load(lakehouse.table_uri(STAGED_ORDERS))
@@ -143,5 +142,5 @@ def merge_partition(
         .select(*s.ORDER_TRACKING_SCHEMA.fieldNames())
     )
     staged = crash_while_reading(staged, "during_merge")
-    counts = merge_into_order_tracking(spark, target, staged, commit_tag=run_id)
-    return counts, spark.read.format("delta").load(uri)
+    # One tag per run and day: a range run commits one MERGE per day, and each must find its own.
+    return merge_into_order_tracking(spark, target, staged, commit_tag=f"{run_id} {partition_key}")

@@ -22,6 +22,8 @@ HEADER = "order_num,tracking_num,pck_recieved_date,package_deliver_date,status,a
 BUSINESS_COLUMNS = HEADER.split(",")
 GOOD_LINE = "1000,TRK1000,2023-01-05,2023-01-07,In Transit,1 Main St,2023-01-05 10:00:00"
 PIPELINE = [raw_order_files, staged_orders, order_tracking]
+# The run tags a range backfill (and a RunRequest for a range) carries.
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def land(folder: Path, name: str, content: bytes | str, landed_at: datetime | None = None) -> Path:
@@ -57,6 +59,18 @@ def run_days(resources: dict, days, instance=None) -> list:
         assert result.success
         results.append(result)
     return results
+
+
+def run_range(resources: dict, first: str, last: str, instance=None):
+    """One run over a range of days, as a backfill under BackfillPolicy.single_run launches it."""
+    result = materialize(
+        PIPELINE,
+        resources=resources,
+        instance=instance,
+        tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
+    )
+    assert result.success
+    return result
 
 
 def business_rows(frame) -> list[tuple]:

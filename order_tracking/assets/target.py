@@ -28,18 +28,33 @@ def order_tracking(context: AssetExecutionContext, config: OrderTrackingConfig) 
     """One row per tracking_num: the newest status ever received, merged in day by day."""
     crash_point("before_merge")
     lakehouse = context.resources.lakehouse
-    counts, table = merge_partition(
-        context.resources.pyspark.spark_session, lakehouse, context.partition_key, context.run.run_id
-    )
+    spark = context.resources.pyspark.spark_session
+    # Day by day, oldest first, so each day's counts are its own; the result is the same in any
+    # order (see transforms/merge.py).
+    merged = [
+        (day, merge_partition(spark, lakehouse, day, context.run.run_id))
+        for day in context.partition_keys
+    ]
+    table = spark.read.format("delta").load(lakehouse.table_uri(ORDER_TRACKING))
     checks, table_rows = check_order_tracking(table, config.known_statuses)
+    # The MERGE never deletes, so the table's size after each day is the final size less what
+    # the later days inserted: no count per day.
+    rows_after = table_rows
+    for day, counts in reversed(merged):
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": rows_after,
+                "inserted": counts.inserted,
+                "updated": counts.updated,
+                "skipped_as_stale": counts.skipped_as_stale,
+                "source_rows": counts.source_rows,
+                "delta_version": counts.version,
+            },
+            partition_key=day,
+        )
+        rows_after -= counts.inserted
     return MaterializeResult(
         metadata={
-            "dagster/row_count": table_rows,
-            "inserted": counts.inserted,
-            "updated": counts.updated,
-            "skipped_as_stale": counts.skipped_as_stale,
-            "source_rows": counts.source_rows,
-            "delta_version": counts.version,
             "dagster/column_schema": table_schema(s.ORDER_TRACKING_SCHEMA),
             "table": MetadataValue.path(lakehouse.table_uri(ORDER_TRACKING)),
         },

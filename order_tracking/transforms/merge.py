@@ -60,7 +60,7 @@ def merge_into_order_tracking(
 ) -> MergeCounts:
     """Upsert staged rows (at most one per tracking_num) into the target; never deletes.
 
-    The commit carries `commit_tag` (the run id) as its userMetadata: lineage for whoever reads
+    The commit carries `commit_tag` (run id and day) as its userMetadata: lineage for whoever reads
     the table history, and how the counts are found again without re-counting the source.
     """
     assignments = {c: f"s.{c}" for c in s.ORDER_TRACKING_SCHEMA.fieldNames()}
