@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install jars demo demo-gcs demo-databricks test test-thorough dev bench-gcs bench-large clean
+.PHONY: install chromium jars demo demo-gcs demo-databricks test test-thorough dev bench-gcs bench-large clean
 
 install: $(VENV)/.installed
 
@@ -34,7 +34,15 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m order_tracking.demo
 
-test: jars
+# The Dagit browser test drives Debian's Chromium; installed here where apt-get is available.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "Install Chromium for order_tracking_tests/test_dagit.py" >&2; exit 1; }; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || { \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
+
+test: jars chromium
 	$(BIN)/python -m pytest -q --durations=15
 
 # The property test with 200 random histories instead of 3 (about 30 s each).

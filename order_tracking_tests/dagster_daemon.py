@@ -1,10 +1,12 @@
-"""Start and stop a real `dagster-daemon run` for this project's workspace (tests, benchmarks)."""
+"""Start and stop a real `dagster-daemon run`, or a real `dagster dev` (webserver + daemon), for this
+project's workspace (tests, benchmarks)."""
 
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,22 +35,64 @@ def stop_process_group(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def shut_down(process: subprocess.Popen, timeout: float = 60) -> bool:
+    """Ask the Dagster process itself to stop, as Ctrl-C would; True if it and everything it
+    started (webserver, daemon, code server, runs) exited on their own in time."""
+    process.send_signal(signal.SIGTERM)  # Dagster maps SIGTERM to its SIGINT handler
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None and not _group_alive(process.pid):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _restore_sigint() -> None:
+    # A child of a shell without job control (CI, `make … &`) inherits "ignore SIGINT", and
+    # Dagster maps SIGTERM to the SIGINT handler: both would be ignored and nothing shuts down.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def running_daemon(home: Path, env: dict[str, str], log_path: Path):
     """A daemon with a fresh DAGSTER_HOME holding the shipped dagster.yaml; its runs are
     subprocesses in its own process group, all stopped on exit."""
+    with _running(["dagster-daemon", "run"], home, env, log_path) as process:
+        yield process
+
+
+@contextmanager
+def running_dagster_dev(home: Path, env: dict[str, str], log_path: Path, port: int):
+    """`dagster dev` (webserver on 127.0.0.1:port, daemon, code server), as `make dev` starts it."""
+    with _running(["dagster", "dev", "-h", "127.0.0.1", "-p", str(port)], home, env, log_path) as process:
+        yield process
+
+
+@contextmanager
+def _running(command: list[str], home: Path, env: dict[str, str], log_path: Path):
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    executable, *args = command
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+            [str(Path(sys.executable).parent / executable), *args, "-w", str(ROOT / "workspace.yaml")],
             cwd=ROOT,
             env=os.environ | env | {"DAGSTER_HOME": str(home)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_restore_sigint,
         )
         try:
             yield process
         finally:
-            stop_process_group(process)
+            if process.poll() is None or _group_alive(process.pid):
+                stop_process_group(process)

@@ -1,0 +1,227 @@
+"""Talking to a running Dagit the way its UI does: GraphQL over HTTP, and a real Chromium page."""
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ASSETS = ["raw_order_files", "staged_orders", "order_tracking"]
+LOCATION = "order_tracking"
+SENSOR_SELECTOR = {
+    "repositoryLocationName": LOCATION,
+    "repositoryName": "__repository__",
+    "sensorName": "order_files_sensor",
+}
+FINAL_BACKFILL_STATUSES = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+# Where Dagit draws the asset graph of our group.
+ASSET_GRAPH_PATH = f"/locations/{LOCATION}/asset-groups/order_tracking/lineage"
+
+
+class GraphQLError(Exception):
+    pass
+
+
+@dataclass
+class Dagit:
+    url: str
+
+    def graphql(self, query: str, **variables) -> dict:
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=json.dumps({"query": query, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.load(response)
+        if body.get("errors"):
+            raise GraphQLError(json.dumps(body["errors"])[:2000])
+        return body["data"]
+
+    def wait_until_ready(self, timeout: float, is_alive) -> None:
+        """Until the webserver answers, our code location is loaded and the daemons that
+        backfills and sensors need report healthy."""
+        deadline, last = time.monotonic() + timeout, "no answer yet"
+        while time.monotonic() < deadline:
+            if not is_alive():
+                raise RuntimeError("dagster dev exited while starting")
+            try:
+                data = self.graphql(READINESS)
+            except (urllib.error.URLError, ConnectionError, GraphQLError) as error:
+                last = repr(error)
+            else:
+                [entry] = data["workspaceOrError"]["locationEntries"]
+                healthy = {
+                    d["daemonType"]
+                    for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]
+                    if d["healthy"]
+                }
+                last = f"location {entry['loadStatus']}, healthy daemons {sorted(healthy)}"
+                if entry["loadStatus"] == "LOADED" and {"BACKFILL", "SENSOR", "QUEUED_RUN_COORDINATOR"} <= healthy:
+                    return
+            time.sleep(1)
+        raise TimeoutError(f"Dagit not ready after {timeout} s: {last}")
+
+    def launch_range_backfill(self, first: str, last: str) -> str:
+        partitions = {"range": {"start": first, "end": last}}
+        params = {
+            "partitionsByAssets": [{"assetKey": {"path": [a]}, "partitions": partitions} for a in ASSETS]
+        }
+        result = self.graphql(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise GraphQLError(json.dumps(result))
+        return result["backfillId"]
+
+    def wait_for_backfill(self, backfill_id: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            backfill = self.graphql(BACKFILL, id=backfill_id)["partitionBackfillOrError"]
+            if backfill["status"] in FINAL_BACKFILL_STATUSES:
+                return backfill
+            time.sleep(3)
+        raise TimeoutError(f"backfill {backfill_id} not finished after {timeout} s: {backfill}")
+
+
+READINESS = """
+{
+  workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } }
+  instance { daemonHealth { allDaemonStatuses { daemonType healthy } } }
+}
+"""
+
+ASSET_NODES = """
+{
+  assetNodes(group: {groupName: "order_tracking", repositoryName: "__repository__",
+                     repositoryLocationName: "order_tracking"}) {
+    assetKey { path }
+    description
+    groupName
+    kinds
+    owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
+    dependencyKeys { path }
+    isPartitioned
+    partitionDefinition { description }
+    partitionKeys
+    backfillPolicy { policyType }
+    pools
+    metadataEntries { label }
+    assetChecksOrError { ... on AssetChecks { checks { name description } } }
+    partitionStats { numMaterialized numFailed }
+  }
+}
+"""
+
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
+BACKFILL = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status numPartitions runs { runId status tags { key value } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+MATERIALIZATIONS = """
+query($path: [String!]!, $partitions: [String!]) {
+  assetOrError(assetKey: {path: $path}) {
+    ... on Asset {
+      assetMaterializations(partitions: $partitions) {
+        partition
+        runId
+        metadataEntries {
+          label
+          ... on IntMetadataEntry { intValue }
+          ... on PathMetadataEntry { path }
+          ... on TableSchemaMetadataEntry { schema { columns { name type } } }
+        }
+      }
+    }
+  }
+}
+"""
+
+CHECK_EXECUTIONS = """
+query($path: [String!]!, $name: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $name, limit: 5) {
+    runId
+    status
+    evaluation { success severity }
+  }
+}
+"""
+
+SENSOR = """
+query($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    ... on Sensor { id sensorState { status } }
+  }
+}
+"""
+
+START_SENSOR = """
+mutation($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+STOP_SENSOR = """
+mutation($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def open_asset_graph(url: str, screenshot: Path, timeout_ms: int = 60_000) -> list[str]:
+    """Open the asset graph in headless Chromium (Debian's, no browser download), wait until
+    every asset's node is drawn, save a screenshot; returns the asset names found in the graph."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.goto(url + ASSET_GRAPH_PATH)
+            # A fresh instance greets the first visitor with a newsletter dialog over the graph.
+            skip = page.get_by_role("button", name="Skip")
+            try:
+                skip.click(timeout=5_000)
+            except Exception:  # no dialog: already dismissed on this instance
+                pass
+            # Each node of the graph writes its asset's name in a header that carries the name
+            # as its tooltip (the page title and links do not).
+            found = []
+            for name in ASSETS:
+                page.locator(f'[data-tooltip="{name}"]').get_by_text(name, exact=True).wait_for(
+                    timeout=timeout_ms
+                )
+                found.append(name)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(screenshot))
+            return found
+        finally:
+            browser.close()
