@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo demo-gcs demo-databricks test test-thorough dev bench-gcs bench-large clean
+.PHONY: install chromium jars demo demo-gcs demo-databricks test test-thorough screenshot dev bench-gcs bench-large clean
 
 install: $(VENV)/.installed
 
@@ -64,6 +64,10 @@ bench-gcs: jars
 # One >= 1 GiB order file through raw_order_files and staged_orders with a 1 GiB Spark driver.
 bench-large: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/large_file.py --gb 1.0 --driver-memory 1g
+
+# The README's picture of the asset graph, taken in headless Chromium (run `make demo` first).
+screenshot: jars chromium $(DAGSTER_HOME)/dagster.yaml
+	PYTHONPATH=$(CURDIR) $(BIN)/python scripts/screenshot_dagit.py docs/images/dagit_asset_graph.png
 
 dev: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

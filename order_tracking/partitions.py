@@ -11,6 +11,10 @@ FIRST_DAY = "2023-01-01"
 # end_offset=1: today's partition exists, so files landing today are processed today.
 daily_partitions = DailyPartitionsDefinition(start_date=FIRST_DAY, timezone="UTC", end_offset=1)
 
+# Tags of a run that covers a range of days (a range backfill sets them; so can a RunRequest).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 ORDER_FILE_PATTERNS = ("*.csv", "*.csv.gz")
 
 # 2023_01_05, 2023-01-05 or 20230105; one separator style per date, not glued to other digits.

@@ -8,6 +8,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect, sync_playwright
+
 ASSETS = ["raw_order_files", "staged_orders", "order_tracking"]
 LOCATION = "order_tracking"
 SENSOR_SELECTOR = {
@@ -196,32 +199,31 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def open_asset_graph(url: str, screenshot: Path, timeout_ms: int = 60_000) -> list[str]:
+def open_asset_graph(url: str, screenshot: Path, timeout_ms: int = 60_000) -> dict[str, str]:
     """Open the asset graph in headless Chromium (Debian's, no browser download), wait until
-    every asset's node is drawn, save a screenshot; returns the asset names found in the graph."""
-    from playwright.sync_api import sync_playwright
-
+    every asset's node is drawn with its live data, save a screenshot; returns each node's text
+    by asset name."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 900})
             page.goto(url + ASSET_GRAPH_PATH)
             # A fresh instance greets the first visitor with a newsletter dialog over the graph.
-            skip = page.get_by_role("button", name="Skip")
             try:
-                skip.click(timeout=5_000)
-            except Exception:  # no dialog: already dismissed on this instance
+                page.get_by_role("button", name="Skip").click(timeout=5_000)
+            except PlaywrightTimeout:  # no dialog: already dismissed on this instance
                 pass
-            # Each node of the graph writes its asset's name in a header that carries the name
-            # as its tooltip (the page title and links do not).
-            found = []
+            # Each node writes its asset's name in a header that carries the name as its tooltip
+            # (the page title and links do not); the header's parent is the node's box.
+            nodes = {}
             for name in ASSETS:
-                page.locator(f'[data-tooltip="{name}"]').get_by_text(name, exact=True).wait_for(
-                    timeout=timeout_ms
-                )
-                found.append(name)
-            page.wait_for_load_state("networkidle")
+                header = page.locator(f'[data-tooltip="{name}"]').get_by_text(name, exact=True)
+                header.wait_for(timeout=timeout_ms)
+                nodes[name] = header.locator("xpath=../..")
+            # Then the live data (latest event, checks, partitions) replaces "Loading...".
+            for box in nodes.values():
+                expect(box.get_by_text("Loading")).to_have_count(0, timeout=timeout_ms)
             page.screenshot(path=str(screenshot))
-            return found
+            return {name: box.inner_text() for name, box in nodes.items()}
         finally:
             browser.close()

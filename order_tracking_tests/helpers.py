@@ -10,6 +10,7 @@ from pathlib import Path
 from dagster import materialize
 
 from order_tracking.assets import order_tracking, raw_order_files, staged_orders
+from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
 from order_tracking.transforms.parse import (
     RawFile,
     classify_lines,
@@ -22,8 +23,6 @@ HEADER = "order_num,tracking_num,pck_recieved_date,package_deliver_date,status,a
 BUSINESS_COLUMNS = HEADER.split(",")
 GOOD_LINE = "1000,TRK1000,2023-01-05,2023-01-07,In Transit,1 Main St,2023-01-05 10:00:00"
 PIPELINE = [raw_order_files, staged_orders, order_tracking]
-# The run tags a range backfill (and a RunRequest for a range) carries.
-RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def land(folder: Path, name: str, content: bytes | str, landed_at: datetime | None = None) -> Path:

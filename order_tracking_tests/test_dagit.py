@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
 from order_tracking.sample_data import sample_files
 from order_tracking_tests.dagit import (
     ASSETS,
@@ -104,7 +105,7 @@ def test_a_range_backfill_builds_the_table_in_one_run(served, backfill, spark):
     assert backfill["status"] == "COMPLETED_SUCCESS", served.log.read_text()[-3000:]
     [run] = backfill["runs"]  # BackfillPolicy.single_run: the five days in one run
     tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (DAYS[0], DAYS[-1])
+    assert (tags[RANGE_START_TAG], tags[RANGE_END_TAG]) == (DAYS[0], DAYS[-1])
     table = spark.read.format("delta").load(str(served.work / "lakehouse" / "order_tracking"))
     assert business_rows(table) == sample_days_oracle(5)
     assert list((served.work / "landing").iterdir()) == []
@@ -169,12 +170,15 @@ def test_the_sensor_can_be_started_and_stopped(served):
     assert status()["sensorState"]["status"] == "STOPPED"
 
 
-def test_the_browser_renders_the_asset_graph(served, tmp_path):
-    assert chromium_path(), "Chromium is missing: `make install` installs Debian's chromium package"
+def test_the_browser_renders_the_asset_graph(served, backfill, tmp_path):
+    assert chromium_path(), "Chromium is missing: `make test` installs Debian's chromium package"
     screenshot = tmp_path / "asset_graph.png"
 
-    found = open_asset_graph(served.dagit.url, screenshot)
+    nodes = open_asset_graph(served.dagit.url, screenshot)
 
-    assert found == ASSETS
+    assert list(nodes) == ASSETS
+    # Drawn from live data: the backfill's check results on the nodes that have checks.
+    assert "1 / 1 Passed" in nodes["staged_orders"], nodes
+    assert "2 / 2 Passed" in nodes["order_tracking"], nodes
     assert screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")
