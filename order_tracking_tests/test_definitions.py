@@ -1,7 +1,7 @@
 """The code location loads, wires the same resource keys everywhere, and runs from the CLI."""
 
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, BackfillPolicy
 
 from order_tracking.assets.common import RESOURCE_KEYS
 from order_tracking.definitions import defs
@@ -29,6 +29,24 @@ def test_every_asset_declares_the_production_resource_keys():
 def test_raw_zone_and_order_tracking_writes_are_serialized_by_pools():
     assert defs.resolve_assets_def("order_tracking").op.pool == "order_tracking_writer"
     assert defs.resolve_assets_def("raw_order_files").op.pool == "raw_zone_writer"
+
+
+def test_one_automation_mechanism_the_sensor_runs_all_three_assets():
+    """New files are the only trigger: the sensor requests the job of all three assets, so the
+    day flows to order_tracking in one run. No asset also carries an automation condition, which
+    would start a second, competing run for the same day."""
+    graph = defs.resolve_asset_graph()
+    assert all(graph.get(AssetKey(name)).automation_condition is None for name in ASSETS)
+    [sensor] = defs.sensors
+    assert sensor.job_name == "order_tracking_job"
+    selected = defs.resolve_job_def("order_tracking_job").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in selected} == set(ASSETS)
+
+
+def test_a_range_backfill_is_one_run_of_every_asset():
+    # Dagster packs a range into one run only if every asset of the run has this policy.
+    policies = {defs.resolve_assets_def(name).backfill_policy for name in ASSETS}
+    assert policies == {BackfillPolicy.single_run()}
 
 
 def test_unknown_environment_is_an_error(monkeypatch):
