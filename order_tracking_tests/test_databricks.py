@@ -21,6 +21,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound, Unauthenticated
 
 from order_tracking import settings
+from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
 from order_tracking.resources.databricks import (
     DBR_17_LTS,
     DatabricksLauncher,
@@ -35,6 +36,7 @@ from order_tracking_tests.test_end_to_end import DAYS as SAMPLE_DAYS
 
 # Three of the five sample days: each step is a Databricks run (a new process on the stand-in).
 DAYS = SAMPLE_DAYS[:3]
+RUNS = [DAYS[0], f"{DAYS[1]}...{DAYS[2]}"]
 TOKEN = "dapi-standin-0123456789abcdef"
 SECRET = "s3cr3t-value-from-the-scope"
 SCOPE, SECRET_KEY = "order-tracking", "partner-api-key"
@@ -66,8 +68,8 @@ def runs_of(env: dict) -> list:
 
 @pytest.fixture(scope="module")
 def sample_days(standin, tmp_path_factory):
-    """The first sample days, one CLI run per day, on the all-purpose cluster, with a secret
-    exported from the scope on every step."""
+    """The first sample days on the all-purpose cluster, with a secret exported from the scope on
+    every step: day 1 as a daily run, days 2-3 as one range run (as a backfill runs them)."""
     root = tmp_path_factory.mktemp("sample_days")
     land_sample_files(root / "landing")
     env = databricks_env(
@@ -79,7 +81,7 @@ def sample_days(standin, tmp_path_factory):
     )
     first_run = max(standin.runs, default=0)
     started = time.monotonic()
-    outputs = [materialize(env, day) for day in DAYS]
+    outputs = [materialize(env, part) for part in RUNS]
     print(f"{len(DAYS)} days through the stand-in: {time.monotonic() - started:.0f} s")
     runs = [run for run_id, run in standin.runs.items() if run_id > first_run]
     return root, env, outputs, runs
@@ -97,7 +99,7 @@ def test_sample_days_give_the_local_result(sample_days, spark):
 
 def test_each_step_ran_as_one_databricks_run(sample_days):
     _, _, _, runs = sample_days
-    assert len(runs) == 3 * len(DAYS)
+    assert len(runs) == 3 * len(RUNS)  # a range run is one Databricks run per step too
     assert {(r.life_cycle_state, r.result_state) for r in runs} == {("TERMINATED", "SUCCESS")}
     assert {r.task["existing_cluster_id"] for r in runs} == {CLUSTER}
 
@@ -105,19 +107,21 @@ def test_each_step_ran_as_one_databricks_run(sample_days):
 def test_materializations_and_checks_arrive_in_the_local_instance(sample_days):
     _, env, _, _ = sample_days
     runs = runs_of(env)
-    assert sorted(run.tags["dagster/partition"] for run, _ in runs) == DAYS
+    assert sorted(
+        run.tags.get("dagster/partition") or "{}...{}".format(
+            run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG]
+        )
+        for run, _ in runs
+    ) == RUNS
     assert {run.status for run, _ in runs} == {DagsterRunStatus.SUCCESS}
+    by_asset_and_day = {}
     for _, logs in runs:
         events = [e.dagster_event for e in logs if e.dagster_event]
-        materialized = {
-            e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
-            for e in events
-            if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
-        }
-        assert set(materialized) == {"raw_order_files", "staged_orders", "order_tracking"}
-        target = materialized["order_tracking"]
-        assert target["dagster/row_count"].value > 0
-        assert target["delta_version"].value >= 0
+        for e in events:
+            if e.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                materialization = e.step_materialization_data.materialization
+                key = (e.asset_key.to_user_string(), materialization.partition)
+                by_asset_and_day[key] = materialization.metadata
         checks = {
             e.event_specific_data.check_name: e.event_specific_data.passed
             for e in events
@@ -127,6 +131,14 @@ def test_materializations_and_checks_arrive_in_the_local_instance(sample_days):
         # The remote step's own events, replayed here: their process is not this run's.
         step_pids = {e.pid for e in events if e.event_type == DagsterEventType.STEP_START}
         assert len(step_pids) == 3
+    # Every asset and day has its own materialization, with its own numbers, range run included.
+    assert set(by_asset_and_day) == {
+        (asset, day) for asset in ("raw_order_files", "staged_orders", "order_tracking") for day in DAYS
+    }
+    sizes = [by_asset_and_day["order_tracking", day]["dagster/row_count"].value for day in DAYS]
+    inserted = [by_asset_and_day["order_tracking", day]["inserted"].value for day in DAYS]
+    assert sizes == [sum(inserted[: i + 1]) for i in range(len(DAYS))]
+    assert sizes[-1] == len(sample_days_oracle(len(DAYS)))
 
 
 def test_the_secret_reaches_the_cluster_but_no_log(sample_days, standin):

@@ -32,17 +32,9 @@ def databricks_env(host: str, token: str, root: Path, **extra: str) -> dict[str,
 
 
 def materialize_command(partition: str, select: str = "*") -> list[str]:
-    return [
-        DAGSTER,
-        "asset",
-        "materialize",
-        "-m",
-        "order_tracking.definitions",
-        "--select",
-        select,
-        "--partition",
-        partition,
-    ]
+    """One day (`2023-01-05`), or a range of days in one run (`2023-01-01...2023-01-05`)."""
+    option = "--partition-range" if "..." in partition else "--partition"
+    return [DAGSTER, "asset", "materialize", "-m", "order_tracking.definitions", "--select", select, option, partition]
 
 
 def materialize(env: dict, partition: str, select: str = "*") -> subprocess.CompletedProcess:
