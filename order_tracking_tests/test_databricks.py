@@ -290,7 +290,8 @@ def test_databricks_definitions_load_and_plan_with_documented_variables_only(var
     }
     env["ORDER_TRACKING_ENV"] = "databricks"
     code = (
-        "from order_tracking.definitions import defs; print(sorted(defs.resolve_all_asset_keys()))"
+        "from order_tracking.definitions import defs;"
+        "print(sorted((s.key.to_user_string(), sorted(s.kinds)) for s in defs.resolve_all_asset_specs()))"
     )
     if variables == "documented":
         env |= DOCUMENTED_REQUIRED
@@ -305,6 +306,12 @@ def test_databricks_definitions_load_and_plan_with_documented_variables_only(var
     assert completed.returncode == 0, completed.stderr[-3000:]
     if variables == "documented":
         assert "['order_tracking', 'raw_order_files', 'staged_orders']" in completed.stdout
+    else:  # Dagit shows where the steps run
+        assert completed.stdout.strip().splitlines()[-1] == str([
+            ("order_tracking", ["databricks", "delta", "spark"]),
+            ("raw_order_files", ["databricks", "delta", "gcs", "spark"]),
+            ("staged_orders", ["databricks", "delta", "spark"]),
+        ])
 
 
 def test_cluster_libraries_are_the_pinned_dependencies_minus_the_runtime():

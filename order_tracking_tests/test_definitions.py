@@ -26,6 +26,15 @@ def test_every_asset_declares_the_production_resource_keys():
     assert set(resources_for(Environment.LOCAL)) == RESOURCE_KEYS
 
 
+def test_kinds_say_what_each_asset_touches_locally():
+    kinds = {s.key.to_user_string(): s.kinds for s in defs.resolve_all_asset_specs()}
+    assert kinds == {
+        "raw_order_files": {"gcs", "spark", "delta"},
+        "staged_orders": {"spark", "delta"},
+        "order_tracking": {"spark", "delta"},
+    }  # "databricks" is added in the databricks environment (test_databricks.py)
+
+
 def test_raw_zone_and_order_tracking_writes_are_serialized_by_pools():
     assert defs.resolve_assets_def("order_tracking").op.pool == "order_tracking_writer"
     assert defs.resolve_assets_def("raw_order_files").op.pool == "raw_zone_writer"
