@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo demo-gcs demo-databricks test test-thorough screenshot dev bench-gcs bench-backfill bench-large clean
+.PHONY: install chromium jars demo demo-gcs demo-databricks test test-thorough screenshot dev bench bench-gcs bench-backfill bench-large clean
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,12 @@ demo-databricks: jars
 # Sensor tick time and landed-to-target latency; prints figures (never part of `make test`).
 bench-gcs: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/gcs_sensor.py
+
+# Ours against the old notebooks and a plain MERGE: a 1M-row day, a 100k-row day into 1M/5M/20M
+# targets (bench/results/<date>.md; SCALE=0.1 for a quick run).
+SCALE ?= 1
+bench: jars
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/upsert.py --scale $(SCALE)
 
 # The five sample days as five daily runs versus one range run (the backfill policy's figures).
 bench-backfill: jars
