@@ -54,8 +54,9 @@ def write_file(path: Path, target_bytes: int) -> int:
     return lines
 
 
-def spark_jvm_rss_kb() -> int:
-    """Resident memory of the Spark JVM started by this process (0 if none yet)."""
+def spark_jvm_rss_kb(field: str = "VmRSS") -> int:
+    """Resident memory of the Spark JVM started by this process, from /proc (0 if none yet);
+    field "VmHWM" gives its peak instead."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -65,7 +66,7 @@ def spark_jvm_rss_kb() -> int:
         except OSError:
             continue
         if b"org.apache.spark.deploy.SparkSubmit" in cmdline and f"PPid:\t{os.getpid()}\n" in status:
-            return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+            return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field)))
     return 0
 
 

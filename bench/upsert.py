@@ -272,17 +272,9 @@ def version_of(spark, uri: str) -> int:
 
 def jvm_peak_rss_mib() -> float:
     """Peak resident memory (VmHWM) of the Spark JVM this process started."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            status = (proc / "status").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"SparkSubmit" in cmdline and f"PPid:\t{os.getpid()}\n" in status:
-            return int(next(x.split()[1] for x in status.splitlines() if x.startswith("VmHWM"))) / 1024
-    return 0.0
+    from bench.large_file import spark_jvm_rss_kb
+
+    return spark_jvm_rss_kb("VmHWM") / 1024
 
 
 def worker(letter: str, data: Path, work: Path, targets: list[int], big_day: int) -> dict:
