@@ -277,7 +277,7 @@ def jvm_peak_rss_mib() -> float:
     return spark_jvm_rss_kb("VmHWM") / 1024
 
 
-def worker(letter: str, data: Path, work: Path, targets: list[int], big_day: int) -> dict:
+def worker(letter: str, data: Path, work: Path, targets: list[int]) -> dict:
     from dagster_pyspark.resources import spark_session_from_config
 
     from order_tracking.resources.spark import local_spark_config
@@ -348,7 +348,7 @@ def main() -> int:
     targets = [int(n * args.scale) for n in (1_000_000, 5_000_000, 20_000_000)]
 
     if args.worker:
-        result = worker(args.worker, Path(args.data), Path(args.work), targets, big_day)
+        result = worker(args.worker, Path(args.data), Path(args.work), targets)
         print("RESULT " + json.dumps(result))
         return 0
 
