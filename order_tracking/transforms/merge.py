@@ -9,7 +9,7 @@ or re-merged in.
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from order_tracking import schema as s
@@ -29,6 +29,18 @@ def newer_than(new: str, old: str) -> str:
             f"OR ({new}.{column} = {old}.{column} AND ({predicate}))"
         )
     return predicate
+
+
+def match_condition(staged: DataFrame) -> Column:
+    """Same key, and the target's key within the source's smallest and largest key: a target row
+    outside that range cannot match, and the range lets Delta skip every file whose tracking_num
+    statistics lie outside it instead of reading the whole table."""
+    target_key = F.col(f"t.{s.TRACKING_NUM}")
+    on_key = target_key == F.col(f"s.{s.TRACKING_NUM}")
+    low, high = staged.agg(F.min(s.TRACKING_NUM), F.max(s.TRACKING_NUM)).first()
+    if low is None:  # no source rows: nothing can match
+        return on_key
+    return on_key & target_key.between(F.lit(low), F.lit(high))
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,7 @@ def merge_into_order_tracking(
     assignments = {c: f"s.{c}" for c in s.ORDER_TRACKING_SCHEMA.fieldNames()}
     merge = (
         target.alias("t")
-        .merge(staged.alias("s"), f"t.{s.TRACKING_NUM} = s.{s.TRACKING_NUM}")
+        .merge(staged.alias("s"), match_condition(staged))
         .whenMatchedUpdate(condition=newer_than("s", "t"), set=assignments)
         .whenNotMatchedInsert(values=assignments)
     )
