@@ -5,8 +5,7 @@ property test drives them directly, so many random histories stay affordable.
 
 from dataclasses import dataclass, field
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from order_tracking import schema as s
@@ -74,37 +73,43 @@ def stage_partition(
     ledger = read_ledger(spark, lakehouse.table_uri(RAW_FILE_LEDGER), partition_key)
     files = [RawFile(lakehouse.uri_of(e.raw_path), e.raw_path, e.landed_at) for e in ledger]
     lines = join_quoted_records(read_numbered_lines(spark, files))
-    classified = classify_lines(spark, lines, file_headers(lines), partition_key)
-    # Parsed once, then counted, staged and quarantined from the same cached rows.
-    # On disk, streamed batch by batch: caching a day in memory first ran a 1 GiB file out of a
-    # 1 GiB driver (bench/large_file.py).
-    classified = classified.persist(StorageLevel.DISK_ONLY)
-    try:
-        is_valid = F.col("reason").isNull() & ~F.col("_blank")
-        counts = classified.agg(
-            F.count_if(~F.col("_blank")).alias("read"),
-            F.count_if(F.col("_blank")).alias("blank"),
-            F.count_if(F.col("reason").isNotNull()).alias("quarantined"),
-            # de-duplication keeps exactly one row per distinct valid tracking_num
-            F.count_distinct(F.when(is_valid, F.col(s.TRACKING_NUM))).alias("staged"),
-        ).first()
-        staged = latest_per_tracking_num(classified.where(is_valid)).select(
+    classified = classify_lines(spark, lines, file_headers(spark, files), partition_key)
+    is_valid = F.col("reason").isNull() & ~F.col("_blank")
+    # Counted while the staged rows are written, in the same pass over the files: no cache of
+    # the parsed day (on disk it cost more than the parse; in memory a 1 GiB file ran a 1 GiB
+    # driver out of memory, bench/large_file.py).
+    lines_seen, rows_kept = Observation(), Observation()  # unnamed: unique per call
+    staged = (
+        latest_per_tracking_num(
+            classified.observe(
+                lines_seen,
+                F.count_if(~F.col("_blank")).alias("read"),
+                F.count_if(F.col("_blank")).alias("blank"),
+                F.count_if(F.col("reason").isNotNull()).alias("quarantined"),
+            ).where(is_valid)
+        )
+        .select(
             *[c for c in s.STAGED_SCHEMA.fieldNames() if c != s.RUN_ID],
             F.lit(run_id).alias(s.RUN_ID),
         )
-        quarantined = classified.where(F.col("reason").isNotNull()).select(
-            *[c for c in s.QUARANTINE_SCHEMA.fieldNames() if c != s.RUN_ID],
-            F.lit(run_id).alias(s.RUN_ID),
-        )
-        replace_partition(staged, lakehouse.table_uri(STAGED_ORDERS), s.STAGED_SCHEMA, partition_key)
-        replace_partition(
-            quarantined, lakehouse.table_uri(QUARANTINED_ORDERS), s.QUARANTINE_SCHEMA, partition_key
-        )
-        reasons, sample = (
-            _quarantine_summary(quarantined) if counts["quarantined"] else ({}, [])
-        )
-    finally:
-        classified.unpersist()
+        .observe(rows_kept, F.count(F.lit(1)).alias("staged"))
+    )
+    replace_partition(staged, lakehouse.table_uri(STAGED_ORDERS), s.STAGED_SCHEMA, partition_key)
+    counts = lines_seen.get | rows_kept.get
+    # A clean day (the usual one) is parsed once. A day with bad lines is parsed a second time to
+    # write them; either way the day's old quarantine rows are replaced, so reruns stay exact.
+    quarantined = (
+        classified.where(F.col("reason").isNotNull())
+        if counts["quarantined"]
+        else spark.createDataFrame([], s.QUARANTINE_SCHEMA)
+    ).select(
+        *[c for c in s.QUARANTINE_SCHEMA.fieldNames() if c != s.RUN_ID],
+        F.lit(run_id).alias(s.RUN_ID),
+    )
+    replace_partition(
+        quarantined, lakehouse.table_uri(QUARANTINED_ORDERS), s.QUARANTINE_SCHEMA, partition_key
+    )
+    reasons, sample = _quarantine_summary(quarantined) if counts["quarantined"] else ({}, [])
 
     return StagingReport(
         files_read=len(files),

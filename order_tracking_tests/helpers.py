@@ -47,7 +47,7 @@ def classify_files(spark, folder: Path, files: dict[str, bytes | str], partition
         path = land(folder, name, content)
         raw.append(RawFile(str(path), name, at(5, index)))
     lines = join_quoted_records(read_numbered_lines(spark, raw))
-    rows = classify_lines(spark, lines, file_headers(lines), partition).collect()
+    rows = classify_lines(spark, lines, file_headers(spark, raw), partition).collect()
     return sorted((r.asDict() for r in rows), key=lambda r: (r["_source_file"], r["_source_line"]))
 
 
