@@ -65,6 +65,14 @@ def replace_partition(frame: DataFrame, uri: str, schema, partition_key: str) ->
     )
 
 
+def clear_partition(spark: SparkSession, uri: str, schema, partition_key: str) -> None:
+    """Empty one day of a table partitioned by _partition_date (whole files only: no rewrite)."""
+    table = ensure_table(spark, uri, schema, partitioned_by=s.PARTITION_DATE)
+    retry_on_conflict(
+        lambda: table.delete(F.col(s.PARTITION_DATE) == F.lit(partition_key).cast("date"))
+    )
+
+
 def stage_partition(
     spark: SparkSession, lakehouse: Lakehouse, partition_key: str, run_id: str
 ) -> StagingReport:
@@ -96,20 +104,22 @@ def stage_partition(
     )
     replace_partition(staged, lakehouse.table_uri(STAGED_ORDERS), s.STAGED_SCHEMA, partition_key)
     counts = lines_seen.get | rows_kept.get
-    # A clean day (the usual one) is parsed once. A day with bad lines is parsed a second time to
-    # write them; either way the day's old quarantine rows are replaced, so reruns stay exact.
-    quarantined = (
-        classified.where(F.col("reason").isNotNull())
-        if counts["quarantined"]
-        else spark.createDataFrame([], s.QUARANTINE_SCHEMA)
-    ).select(
+    # A clean day (the usual one) is parsed once, and its old quarantine rows, if any, are dropped
+    # with a metadata-only delete. A day with bad lines is parsed a second time to write them.
+    quarantine_uri = lakehouse.table_uri(QUARANTINED_ORDERS)
+    quarantined = classified.where(F.col("reason").isNotNull()).select(
         *[c for c in s.QUARANTINE_SCHEMA.fieldNames() if c != s.RUN_ID],
         F.lit(run_id).alias(s.RUN_ID),
     )
-    replace_partition(
-        quarantined, lakehouse.table_uri(QUARANTINED_ORDERS), s.QUARANTINE_SCHEMA, partition_key
+    if counts["quarantined"]:
+        replace_partition(quarantined, quarantine_uri, s.QUARANTINE_SCHEMA, partition_key)
+    else:
+        clear_partition(spark, quarantine_uri, s.QUARANTINE_SCHEMA, partition_key)
+    reasons, sample = (
+        _quarantine_summary(spark, quarantine_uri, partition_key)
+        if counts["quarantined"]
+        else ({}, [])
     )
-    reasons, sample = _quarantine_summary(quarantined) if counts["quarantined"] else ({}, [])
 
     return StagingReport(
         files_read=len(files),
@@ -122,7 +132,15 @@ def stage_partition(
     )
 
 
-def _quarantine_summary(quarantined: DataFrame) -> tuple[dict[str, int], list[dict]]:
+def _quarantine_summary(
+    spark: SparkSession, uri: str, partition_key: str
+) -> tuple[dict[str, int], list[dict]]:
+    """From the day's written quarantine rows: a few small reads instead of two more parses."""
+    quarantined = (
+        spark.read.format("delta")
+        .load(uri)
+        .where(F.col(s.PARTITION_DATE) == F.lit(partition_key).cast("date"))
+    )
     by_reason = quarantined.groupBy("reason").count().orderBy(F.desc("count")).limit(TOP_REASONS)
     first_lines = (
         quarantined.select(s.SOURCE_FILE, s.SOURCE_LINE, "raw_text", "reason")

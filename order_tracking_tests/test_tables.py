@@ -29,3 +29,41 @@ def test_only_delta_conflicts_count_as_conflicts():
     assert is_write_conflict(RuntimeError("io.delta.exceptions.ProtocolChangedException: ..."))
     assert is_write_conflict(RuntimeError("[DELTA_CONCURRENT_APPEND] ConcurrentAppendException"))
     assert not is_write_conflict(RuntimeError("[PATH_NOT_FOUND] Path does not exist"))
+
+
+def test_replacing_and_clearing_a_day_leave_the_other_days_alone(spark, tmp_path):
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from order_tracking import schema as s
+    from order_tracking.steps import clear_partition, replace_partition
+
+    uri = str(tmp_path / "quarantined_orders")
+
+    def day(key: str, lines: int):
+        return spark.range(lines).select(
+            F.lit(key).cast("date").alias(s.PARTITION_DATE),
+            F.lit(f"raw/{key}.csv").alias(s.SOURCE_FILE),
+            F.col("id").alias(s.SOURCE_LINE),
+            F.lit("x").alias("raw_text"),
+            F.lit("bad").alias("reason"),
+            F.lit("run").alias(s.RUN_ID),
+        )
+
+    def lines_by_day() -> dict[str, int]:
+        rows = spark.read.format("delta").load(uri).groupBy(s.PARTITION_DATE).count().collect()
+        return {str(r[s.PARTITION_DATE]): r["count"] for r in rows}
+
+    for key, lines in (("2023-01-01", 3), ("2023-01-02", 2)):
+        replace_partition(day(key, lines), uri, s.QUARANTINE_SCHEMA, key)
+    replace_partition(day("2023-01-02", 4), uri, s.QUARANTINE_SCHEMA, "2023-01-02")
+    assert lines_by_day() == {"2023-01-01": 3, "2023-01-02": 4}
+
+    clear_partition(spark, uri, s.QUARANTINE_SCHEMA, "2023-01-02")
+    assert lines_by_day() == {"2023-01-01": 3}
+    [delete] = DeltaTable.forPath(spark, uri).history(1).collect()
+    assert delete["operation"] == "DELETE"
+    assert delete["operationMetrics"]["numAddedFiles"] == "0"  # whole files dropped, none rewritten
+
+    clear_partition(spark, str(tmp_path / "new_table"), s.QUARANTINE_SCHEMA, "2023-01-02")
+    assert spark.read.format("delta").load(str(tmp_path / "new_table")).count() == 0
