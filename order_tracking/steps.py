@@ -86,6 +86,8 @@ def stage_partition(
     # Counted while the staged rows are written, in the same pass over the files: no cache of
     # the parsed day (on disk it cost more than the parse; in memory a 1 GiB file ran a 1 GiB
     # driver out of memory, bench/large_file.py).
+    # Keep the observation before the validity filter: on a 1M-row day the same write without
+    # it took 50 s instead of 27 s (the filter is then planned into the parse's projection).
     lines_seen, rows_kept = Observation(), Observation()  # unnamed: unique per call
     staged = (
         latest_per_tracking_num(
