@@ -22,6 +22,7 @@ from order_tracking.tables import ensure_table, retry_on_conflict
 from order_tracking.transforms.merge import (
     MergeCounts,
     create_order_tracking_table,
+    key_range,
     merge_into_order_tracking,
 )
 from order_tracking.transforms.parse import (
@@ -166,6 +167,9 @@ def merge_partition(
         .where(F.col(s.PARTITION_DATE) == F.lit(partition_key).cast("date"))
         .select(*s.ORDER_TRACKING_SCHEMA.fieldNames())
     )
+    keys = key_range(staged)
     staged = crash_while_reading(staged, "during_merge")
     # One tag per run and day: a range run commits one MERGE per day, and each must find its own.
-    return merge_into_order_tracking(spark, target, staged, commit_tag=f"{run_id} {partition_key}")
+    return merge_into_order_tracking(
+        spark, target, staged, commit_tag=f"{run_id} {partition_key}", keys=keys
+    )

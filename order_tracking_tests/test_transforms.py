@@ -13,6 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 from order_tracking import schema as s
 from order_tracking.transforms.merge import (
     create_order_tracking_table,
+    key_range,
     match_condition,
     merge_into_order_tracking,
     newer_than,
@@ -148,8 +149,10 @@ def test_order_tracking_table_is_clustered_with_deletion_vectors(spark, tmp_path
 def test_the_merge_condition_bounds_the_target_to_the_source_key_range(spark):
     """So Delta can skip target files whose tracking_num statistics lie outside the day's keys."""
     staged = spark.createDataFrame([("TRK0005",), ("TRK0009",), ("TRK0002",)], "tracking_num string")
-    condition = str(match_condition(staged))
+    assert key_range(staged) == ("TRK0002", "TRK0009")
+    condition = str(match_condition(key_range(staged)))
     assert "=(t.tracking_num, s.tracking_num)" in condition
     assert ">=(t.tracking_num, 'TRK0002')" in condition and "<=(t.tracking_num, 'TRK0009')" in condition
     empty = spark.createDataFrame([], "tracking_num string")
-    assert ">=" not in str(match_condition(empty))
+    assert key_range(empty) is None
+    assert ">=" not in str(match_condition(None))

@@ -31,15 +31,21 @@ def newer_than(new: str, old: str) -> str:
     return predicate
 
 
-def match_condition(staged: DataFrame) -> Column:
+def key_range(staged: DataFrame) -> tuple[str, str] | None:
+    """The smallest and largest tracking_num of the source, or None when it has no rows."""
+    low, high = staged.agg(F.min(s.TRACKING_NUM), F.max(s.TRACKING_NUM)).first()
+    return None if low is None else (low, high)
+
+
+def match_condition(keys: tuple[str, str] | None) -> Column:
     """Same key, and the target's key within the source's smallest and largest key: a target row
     outside that range cannot match, and the range lets Delta skip every file whose tracking_num
     statistics lie outside it instead of reading the whole table."""
     target_key = F.col(f"t.{s.TRACKING_NUM}")
     on_key = target_key == F.col(f"s.{s.TRACKING_NUM}")
-    low, high = staged.agg(F.min(s.TRACKING_NUM), F.max(s.TRACKING_NUM)).first()
-    if low is None:  # no source rows: nothing can match
+    if keys is None:
         return on_key
+    low, high = keys
     return on_key & target_key.between(F.lit(low), F.lit(high))
 
 
@@ -68,9 +74,16 @@ def create_order_tracking_table(spark: SparkSession, path: str) -> DeltaTable:
 
 
 def merge_into_order_tracking(
-    spark: SparkSession, target: DeltaTable, staged: DataFrame, commit_tag: str
+    spark: SparkSession,
+    target: DeltaTable,
+    staged: DataFrame,
+    commit_tag: str,
+    keys: tuple[str, str] | None = None,
 ) -> MergeCounts:
     """Upsert staged rows (at most one per tracking_num) into the target; never deletes.
+
+    `keys`, the source's key range from `key_range`, is taken by the caller before the MERGE
+    starts, so the MERGE itself reads its source once.
 
     The commit carries `commit_tag` (run id and day) as its userMetadata: lineage for whoever reads
     the table history, and how the counts are found again without re-counting the source.
@@ -78,7 +91,7 @@ def merge_into_order_tracking(
     assignments = {c: f"s.{c}" for c in s.ORDER_TRACKING_SCHEMA.fieldNames()}
     merge = (
         target.alias("t")
-        .merge(staged.alias("s"), match_condition(staged))
+        .merge(staged.alias("s"), match_condition(keys))
         .whenMatchedUpdate(condition=newer_than("s", "t"), set=assignments)
         .whenNotMatchedInsert(values=assignments)
     )
