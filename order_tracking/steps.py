@@ -110,19 +110,16 @@ def stage_partition(
     # A clean day (the usual one) is parsed once, and its old quarantine rows, if any, are dropped
     # with a metadata-only delete. A day with bad lines is parsed a second time to write them.
     quarantine_uri = lakehouse.table_uri(QUARANTINED_ORDERS)
-    quarantined = classified.where(F.col("reason").isNotNull()).select(
-        *[c for c in s.QUARANTINE_SCHEMA.fieldNames() if c != s.RUN_ID],
-        F.lit(run_id).alias(s.RUN_ID),
-    )
+    reasons, sample = {}, []
     if counts["quarantined"]:
+        quarantined = classified.where(F.col("reason").isNotNull()).select(
+            *[c for c in s.QUARANTINE_SCHEMA.fieldNames() if c != s.RUN_ID],
+            F.lit(run_id).alias(s.RUN_ID),
+        )
         replace_partition(quarantined, quarantine_uri, s.QUARANTINE_SCHEMA, partition_key)
+        reasons, sample = _quarantine_summary(spark, quarantine_uri, partition_key)
     else:
         clear_partition(spark, quarantine_uri, s.QUARANTINE_SCHEMA, partition_key)
-    reasons, sample = (
-        _quarantine_summary(spark, quarantine_uri, partition_key)
-        if counts["quarantined"]
-        else ({}, [])
-    )
 
     return StagingReport(
         files_read=len(files),
