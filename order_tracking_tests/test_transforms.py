@@ -8,6 +8,7 @@ from datetime import date, datetime
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from order_tracking import schema as s
@@ -18,7 +19,15 @@ from order_tracking.transforms.merge import (
     merge_into_order_tracking,
     newer_than,
 )
-from order_tracking.transforms.parse import RawFile, latest_per_tracking_num, read_numbered_lines
+from order_tracking.transforms.parse import (
+    DATE_FORMAT,
+    TIMESTAMP_FORMATS,
+    RawFile,
+    date_of,
+    latest_per_tracking_num,
+    read_numbered_lines,
+    timestamp_of,
+)
 from order_tracking_tests.helpers import HEADER, at, land
 
 
@@ -70,6 +79,38 @@ def orders(spark):
         return spark.createDataFrame(list(rows), s.STAGED_SCHEMA)
 
     return build
+
+
+# Text of the cast's fast shape, and near misses on each side of it: invalid calendar values,
+# signs, blanks, zones, a lower-case t, full-width digits, year zero.
+TIMESTAMP_TEXTS = [
+    "2023-01-05 10:00:00", "2023-01-05T10:00:00", "2023-01-05t10:00:00", "2024-02-29 10:00:00",
+    "2023-02-29 10:00:00", "2023-01-05 24:00:00", "2023-01-05 10:60:00", "2023-01-05 10:00:60",
+    "2023-00-05 10:00:00", "2023-01-00 10:00:00", "2023-01-05 1a:00:00", "+023-01-05 10:00:00",
+    "-023-01-05 10:00:00", "0000-01-05 10:00:00", "2023-01-05 -1:00:00", "2023-01-05  1:00:00",
+    "2023-01-05 10:00: 0", "2023-01-05 10:00:0Z", "\uff12023-01-05 10:00:00", "2023-01-05 10:00:00.5",
+    "2023-01-05T10:00:00Z", "2023-01-05T10:00:00+02:00", "2023-01-05", "2023-1-5 1:2:3", "yesterday",
+]
+DATE_TEXTS = [
+    "2023-01-05", "2024-02-29", "2023-02-29", "2023-13-01", "2023-00-01", "0000-01-01", "+023-01-01",
+    "2023-01-1 ", "2023-01-1T", "2023-1-011", "20a3-01-01", "2023-1-5", "2023-01-05 10:00:00", "05/01/2023",
+]
+
+
+@pytest.mark.parametrize(
+    "parse, patterns, texts",
+    [
+        (timestamp_of, lambda t: F.coalesce(*[F.try_to_timestamp(t, F.lit(f)) for f in TIMESTAMP_FORMATS]), TIMESTAMP_TEXTS),
+        (date_of, lambda t: F.try_to_timestamp(t, F.lit(DATE_FORMAT)).cast("date"), DATE_TEXTS),
+    ],
+    ids=["timestamp", "date"],
+)
+def test_the_cast_fast_path_accepts_exactly_what_the_patterns_accept(spark, parse, patterns, texts):
+    frame = spark.createDataFrame([(t,) for t in texts], "t string")
+    # As strings: year 0 is a valid Spark value but not a Python datetime.
+    rows = frame.select("t", parse(F.col("t")).cast("string"), patterns(F.col("t")).cast("string")).collect()
+    assert [(t, ours) for t, ours, _ in rows] == [(t, expected) for t, _, expected in rows]
+    assert rows[0][1] is not None and rows[1][1] is not None  # valid texts parse at all
 
 
 def test_latest_row_wins_per_tracking_num(orders):
