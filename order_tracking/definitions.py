@@ -1,21 +1,34 @@
 from dagster import Definitions, in_process_executor, map_asset_specs, with_source_code_references
 
-from order_tracking.assets import order_tracking, raw_order_files, staged_orders
-from order_tracking.environment import Environment, current_environment, sensor_settings
-from order_tracking.jobs import order_tracking_job
+from order_tracking.assets import (
+    order_tracking,
+    order_tracking_layout,
+    raw_order_files,
+    staged_orders,
+)
+from order_tracking.environment import (
+    Environment,
+    current_environment,
+    layout_schedule_status,
+    sensor_settings,
+)
+from order_tracking.jobs import build_layout_schedule, order_tracking_job, order_tracking_layout_job
 from order_tracking.resources import resources_for
 from order_tracking.sensors import build_order_files_sensor
 
 environment = current_environment()
 
-assets = with_source_code_references([raw_order_files, staged_orders, order_tracking])
+assets = with_source_code_references(
+    [raw_order_files, staged_orders, order_tracking, order_tracking_layout]
+)
 if environment is Environment.DATABRICKS:
     # The graph shows where the steps run; the asset code does not know (nor need to).
     assets = map_asset_specs(lambda spec: spec.merge_attributes(kinds={"databricks"}), assets)
 
 defs = Definitions(
     assets=assets,
-    jobs=[order_tracking_job],
+    jobs=[order_tracking_job, order_tracking_layout_job],
+    schedules=[build_layout_schedule(layout_schedule_status(environment))],
     sensors=[build_order_files_sensor(*sensor_settings(environment))],
     resources=resources_for(environment),
     # The three steps of a run are a chain: running them in one process shares one Spark session

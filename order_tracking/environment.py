@@ -3,7 +3,7 @@
 import os
 from enum import Enum
 
-from dagster import DefaultSensorStatus
+from dagster import DefaultScheduleStatus, DefaultSensorStatus
 
 
 class Environment(str, Enum):
@@ -33,3 +33,10 @@ def sensor_settings(environment: Environment) -> tuple[int, DefaultSensorStatus]
     wanted = os.environ.get("ORDER_TRACKING_SENSOR", "")
     running = wanted == "running" if environment is Environment.LOCAL else wanted != "stopped"
     return interval, DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED
+
+
+def layout_schedule_status(environment: Environment) -> DefaultScheduleStatus:
+    """The daily compaction runs by default in production; locally only when started in Dagit."""
+    if environment is Environment.DATABRICKS:
+        return DefaultScheduleStatus.RUNNING
+    return DefaultScheduleStatus.STOPPED

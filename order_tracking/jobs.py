@@ -1,9 +1,27 @@
-from dagster import define_asset_job
+from dagster import DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
-from order_tracking.assets import order_tracking, raw_order_files, staged_orders
+from order_tracking.assets import order_tracking, order_tracking_layout, raw_order_files, staged_orders
 
 order_tracking_job = define_asset_job(
     "order_tracking_job",
     selection=[raw_order_files, staged_orders, order_tracking],
     description="Land, stage and merge one day of order files.",
 )
+
+order_tracking_layout_job = define_asset_job(
+    "order_tracking_layout_job",
+    selection=[order_tracking_layout],
+    description="Compact and cluster order_tracking (OPTIMIZE) so each day's MERGE reads few files.",
+)
+
+
+def build_layout_schedule(default_status: DefaultScheduleStatus) -> ScheduleDefinition:
+    return ScheduleDefinition(
+        name="order_tracking_layout_schedule",
+        job=order_tracking_layout_job,
+        # Once a day, at an hour when files rarely land; a sensor run that comes anyway waits
+        # for the writers' pool.
+        cron_schedule="0 4 * * *",
+        execution_timezone="UTC",
+        default_status=default_status,
+    )

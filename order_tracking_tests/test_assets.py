@@ -7,7 +7,7 @@ from itertools import accumulate
 
 from dagster import materialize
 
-from order_tracking.assets import raw_order_files, staged_orders
+from order_tracking.assets import order_tracking_layout, raw_order_files, staged_orders
 from order_tracking.sample_data import sample_files
 from order_tracking_tests.helpers import (
     GOOD_LINE,
@@ -149,3 +149,33 @@ def test_one_run_over_a_range_gives_each_day_its_own_materialization(spark, loca
     assert [m["source_rows"] for m in merged] == [by_day["staged_orders"][d]["rows_staged"] for d in days]
     assert business_rows(table(spark, lakehouse_dir, "order_tracking")) == sample_days_oracle(3)
     assert all(c.passed for c in checks(result).values())
+
+
+def test_compaction_leaves_few_files_and_every_row_as_it_was(spark, local_resources, landing_dir, lakehouse_dir):
+    for day, path in enumerate(sample_files()[:3], start=1):
+        land(landing_dir, path.name, path.read_bytes(), at(day))
+    run_days(local_resources, ["2023-01-01", "2023-01-02", "2023-01-03"])
+    before = table(spark, lakehouse_dir, "order_tracking").localCheckpoint()
+
+    first, again = (
+        materialize([order_tracking_layout], resources=local_resources) for _ in range(2)
+    )
+
+    compacted = metadata(first, "order_tracking_layout")
+    # Each day's MERGE added files and marked replaced rows; OPTIMIZE rewrites them as one file.
+    assert compacted["files_before"] > compacted["files_after"] == 1
+    assert compacted["files_removed"] == compacted["files_before"]
+    assert compacted["deletion_vectors_removed"] > 0
+    after = table(spark, lakehouse_dir, "order_tracking")
+    assert before.exceptAll(after).count() == 0 and after.exceptAll(before).count() == 0
+    assert after.count() == before.count()
+    # Already compact: the second run rewrites nothing.
+    repeated = metadata(again, "order_tracking_layout")
+    assert (repeated["files_removed"], repeated["files_after"]) == (0, 1)
+
+
+def test_compaction_before_any_merge_creates_the_empty_table(local_resources, lakehouse_dir):
+    result = materialize([order_tracking_layout], resources=local_resources)
+
+    assert (metadata(result, "order_tracking_layout")["files_after"]) == 0
+    assert (lakehouse_dir / "order_tracking" / "_delta_log").is_dir()

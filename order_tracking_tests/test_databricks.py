@@ -309,6 +309,7 @@ def test_databricks_definitions_load_and_plan_with_documented_variables_only(var
     else:  # Dagit shows where the steps run
         assert completed.stdout.strip().splitlines()[-1] == str([
             ("order_tracking", ["databricks", "delta", "spark"]),
+            ("order_tracking_layout", ["databricks", "delta", "spark"]),
             ("raw_order_files", ["databricks", "delta", "gcs", "spark"]),
             ("staged_orders", ["databricks", "delta", "spark"]),
         ])

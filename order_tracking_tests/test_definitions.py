@@ -1,19 +1,20 @@
 """The code location loads, wires the same resource keys everywhere, and runs from the CLI."""
 
 import pytest
-from dagster import AssetKey, BackfillPolicy
+from dagster import AssetKey, BackfillPolicy, DefaultScheduleStatus
 
 from order_tracking.assets.common import RESOURCE_KEYS
 from order_tracking.definitions import defs
-from order_tracking.environment import Environment, current_environment
+from order_tracking.environment import Environment, current_environment, layout_schedule_status
 from order_tracking.resources import resources_for
 
 ASSETS = ["raw_order_files", "staged_orders", "order_tracking"]
+LAYOUT = "order_tracking_layout"
 
 
 def test_definitions_load_with_the_three_partitioned_assets():
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(ASSETS)
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {*ASSETS, LAYOUT}
     for name in ASSETS:
         node = graph.get(AssetKey(name))
         assert node.partitions_def.get_first_partition_key() == "2023-01-01"
@@ -21,7 +22,7 @@ def test_definitions_load_with_the_three_partitioned_assets():
 
 
 def test_every_asset_declares_the_production_resource_keys():
-    for name in ASSETS:
+    for name in [*ASSETS, LAYOUT]:
         assert defs.resolve_assets_def(name).required_resource_keys >= RESOURCE_KEYS
     assert set(resources_for(Environment.LOCAL)) == RESOURCE_KEYS
 
@@ -32,12 +33,32 @@ def test_kinds_say_what_each_asset_touches_locally():
         "raw_order_files": {"gcs", "spark", "delta"},
         "staged_orders": {"spark", "delta"},
         "order_tracking": {"spark", "delta"},
+        LAYOUT: {"spark", "delta"},
     }  # "databricks" is added in the databricks environment (test_databricks.py)
 
 
 def test_raw_zone_and_order_tracking_writes_are_serialized_by_pools():
     assert defs.resolve_assets_def("order_tracking").op.pool == "order_tracking_writer"
     assert defs.resolve_assets_def("raw_order_files").op.pool == "raw_zone_writer"
+    # Compaction rewrites the files a MERGE updates: it takes turns with the MERGEs.
+    assert defs.resolve_assets_def(LAYOUT).op.pool == "order_tracking_writer"
+
+
+def test_compaction_is_a_daily_schedule_of_its_own_unpartitioned_asset():
+    graph = defs.resolve_asset_graph()
+    layout = graph.get(AssetKey(LAYOUT))
+    assert layout.partitions_def is None
+    assert layout.parent_keys == {AssetKey("order_tracking")}
+    assert layout.group_name != graph.get(AssetKey("order_tracking")).group_name
+    [schedule] = defs.schedules
+    assert schedule.job_name == "order_tracking_layout_job"
+    assert schedule.cron_schedule == "0 4 * * *"
+    selected = defs.resolve_job_def("order_tracking_layout_job").asset_layer.selected_asset_keys
+    assert selected == {AssetKey(LAYOUT)}
+    # Running by default where production runs; a laptop compacts only when asked.
+    assert layout_schedule_status(Environment.DATABRICKS) is DefaultScheduleStatus.RUNNING
+    assert layout_schedule_status(Environment.LOCAL) is DefaultScheduleStatus.STOPPED
+    assert schedule.default_status is DefaultScheduleStatus.STOPPED  # this process is local
 
 
 def test_one_automation_mechanism_the_sensor_runs_all_three_assets():

@@ -7,6 +7,9 @@ from order_tracking.partitions import daily_partitions
 # The same keys in every environment; only their implementations change (see resources/).
 RESOURCE_KEYS = {"pyspark", "step_launcher", "landing", "lakehouse"}
 
+# Who owns an asset and what it needs, partitioned or not.
+OWNERSHIP = dict(owners=["team:data-platform"], required_resource_keys=RESOURCE_KEYS)
+
 ASSET_DEFAULTS = dict(
     partitions_def=daily_partitions,
     # A backfill of a range is one run of three steps, not three steps per day: one Spark
@@ -15,6 +18,5 @@ ASSET_DEFAULTS = dict(
     # splits the run. Why in the README ("Backfills").
     backfill_policy=BackfillPolicy.single_run(),
     group_name="order_tracking",
-    owners=["team:data-platform"],
-    required_resource_keys=RESOURCE_KEYS,
+    **OWNERSHIP,
 )

@@ -1,0 +1,38 @@
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from order_tracking.assets.common import OWNERSHIP
+from order_tracking.assets.target import ORDER_TRACKING_WRITER_POOL, order_tracking
+from order_tracking.maintenance import compact
+from order_tracking.resources.lakehouse import ORDER_TRACKING
+from order_tracking.transforms.merge import create_order_tracking_table
+
+
+@asset(
+    deps=[order_tracking],
+    kinds={"spark", "delta"},
+    # OPTIMIZE rewrites the files the daily MERGE updates: taking turns with it in the writers'
+    # pool avoids a conflict that one of the two would have to retry.
+    pool=ORDER_TRACKING_WRITER_POOL,
+    # Not the pipeline's group: it is not partitioned and not part of a day's run.
+    group_name="order_tracking_maintenance",
+    **OWNERSHIP,
+)
+def order_tracking_layout(context: AssetExecutionContext) -> MaterializeResult:
+    """order_tracking's files compacted and clustered by tracking_num (Delta OPTIMIZE); no row changes."""
+    lakehouse = context.resources.lakehouse
+    spark = context.resources.pyspark.spark_session
+    # Created if missing: the schedule may fire before the first day is merged.
+    done = compact(create_order_tracking_table(spark, lakehouse.table_uri(ORDER_TRACKING)))
+    return MaterializeResult(
+        metadata={
+            "files_before": done.before.files,
+            "files_after": done.after.files,
+            "bytes_before": MetadataValue.int(done.before.bytes),
+            "bytes_after": MetadataValue.int(done.after.bytes),
+            "files_removed": done.files_removed,
+            "files_added": done.files_added,
+            "deletion_vectors_removed": done.deletion_vectors_removed,
+            "delta_version": done.version,
+            "table": MetadataValue.path(lakehouse.table_uri(ORDER_TRACKING)),
+        }
+    )
