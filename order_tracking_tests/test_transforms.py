@@ -3,6 +3,7 @@
 No Dagster and no storage layout here; only the functions in order_tracking.transforms.
 """
 
+import json
 from datetime import date, datetime
 
 import pytest
@@ -185,6 +186,25 @@ def test_order_tracking_table_is_clustered_with_deletion_vectors(spark, tmp_path
     detail = DeltaTable.forPath(spark, path).detail().first()
     assert detail.clusteringColumns == ["tracking_num"]
     assert detail.properties["delta.enableDeletionVectors"] == "true"
+
+
+def test_order_tracking_files_carry_statistics_on_the_key_not_on_free_text(spark, tmp_path, orders):
+    """The MERGE's key-range bound skips files by their tracking_num statistics."""
+    path = tmp_path / "order_tracking"
+    target = create_order_tracking_table(spark, str(path))
+    day = orders(_order("TRK1", "2023-01-01 10:00:00", 1, "a.csv", 2))
+    merge_into_order_tracking(spark, target, day, commit_tag="t")
+
+    [stats] = [
+        json.loads(action["add"]["stats"])
+        for log in sorted((path / "_delta_log").glob("*.json"))
+        for action in map(json.loads, log.read_text().splitlines())
+        if "add" in action
+    ]
+    assert stats["numRecords"] == 1
+    assert stats["minValues"]["tracking_num"] == stats["maxValues"]["tracking_num"] == "TRK1"
+    assert "last_update_timestamp" in stats["minValues"]
+    assert not {"address", "status", "_source_file"} & set(stats["minValues"])
 
 
 def test_the_merge_condition_bounds_the_target_to_the_source_key_range(spark):
