@@ -55,7 +55,8 @@ class StagingReport:
 
 
 # staged_orders is read a whole day at a time, found by its partition: column statistics would
-# skip nothing, and collecting them cost 1-2 s of a 1M-row day's write.
+# skip nothing. Collecting them cost up to 2 s of a 1M-row day's write (measured within this
+# machine's noise; bench/results/2026-11-26.md, round 5).
 STAGED_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
 
 
