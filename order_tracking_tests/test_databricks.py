@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound, Unauthenticated
 
@@ -30,7 +30,7 @@ from order_tracking.resources.databricks import (
 )
 from order_tracking.sample_data import land_sample_files, sample_files
 from order_tracking_tests.databricks_standin import DatabricksStandIn, operator
-from order_tracking_tests.databricks_standin.operator import materialize, materialize_command
+from order_tracking_tests.databricks_standin.operator import DAGSTER, materialize, materialize_command
 from order_tracking_tests.helpers import business_rows, sample_days_oracle
 from order_tracking_tests.test_end_to_end import DAYS as SAMPLE_DAYS
 
@@ -353,3 +353,29 @@ def test_standin_dbfs_round_trip_and_missing_file(standin):
 def test_standin_rejects_a_wrong_token(standin):
     with pytest.raises(Unauthenticated):
         sdk(standin, token="wrong").dbfs.get_status(path="/")
+
+
+def test_compaction_runs_on_the_cluster_and_changes_no_row(sample_days, standin, spark):
+    """order_tracking_layout goes through the launcher like the daily steps (last in this module:
+    it rewrites the table the tests above read)."""
+    root, env, _, _ = sample_days
+    before = max(standin.runs, default=0)
+
+    completed = materialize_layout(env)
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert len([run_id for run_id in standin.runs if run_id > before]) == 1
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        event = instance.get_latest_materialization_event(AssetKey("order_tracking_layout"))
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    assert metadata["files_before"] > metadata["files_after"] == 1
+    table = spark.read.format("delta").load(str(root / "lakehouse" / "order_tracking"))
+    assert business_rows(table) == sample_days_oracle(len(DAYS))
+
+
+def materialize_layout(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "order_tracking.definitions",
+         "--select", "order_tracking_layout"],
+        env=env, cwd=env["DAGSTER_HOME"], capture_output=True, text=True, timeout=900,
+    )
