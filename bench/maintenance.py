@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.upsert import ROOT, STATUSES, TARGET_FILE_ROWS
 
 
-def order_rows(spark, ids, day: int):
+def order_rows(ids, day: int):
     """Rows of our table for the order ids in `ids` (a one-column `id` frame), as of day `day`."""
     from pyspark.sql import functions as F
 
@@ -61,7 +61,7 @@ def day_source(spark, day: int, first_new: int, rows: int, window: int):
         .dropDuplicates(["id"])
     )
     new = spark.range(first_new, first_new + rows - int(rows * 0.6))
-    return order_rows(spark, updates.union(new), day)
+    return order_rows(updates.union(new), day)
 
 
 def main() -> None:
@@ -85,9 +85,6 @@ def main() -> None:
     base = ROOT / "bench" / "data"
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="maintenance_", dir=base))
-    def say(line: str) -> None:
-        print(line, flush=True)
-
     try:
         spark = spark_session_from_config(
             local_spark_config() | {"spark.sql.warehouse.dir": str(work / "wh")}
@@ -95,7 +92,7 @@ def main() -> None:
         spark.sparkContext.setLogLevel("ERROR")
         uri = str(work / "order_tracking")
         table = create_order_tracking_table(spark, uri)
-        order_rows(spark, spark.range(args.target), 0).write.format("delta").mode("append").option(
+        order_rows(spark.range(args.target), 0).write.format("delta").mode("append").option(
             "maxRecordsPerFile", TARGET_FILE_ROWS
         ).save(uri)
 
@@ -110,7 +107,7 @@ def main() -> None:
         for day in range(1, args.days + 1):
             merge(day, first_new)
             first_new += args.day_rows - int(args.day_rows * 0.6)
-        say(f"{args.days} days of {args.day_rows:,} rows merged into {args.target:,} orders "
+        print(f"{args.days} days of {args.day_rows:,} rows merged into {args.target:,} orders "
             f"in {time.monotonic() - started:.0f} s")
 
         def probe(label: str) -> None:
@@ -121,14 +118,14 @@ def main() -> None:
                 seconds, metrics = merge(args.days + 1, first_new)
                 runs.append(seconds)
                 table.restoreToVersion(version)
-            say(
+            print(
                 f"| {label} | {shape.files} | {shape.bytes / 2**20:.0f} | {min(runs):.1f} | "
                 f"{' / '.join(f'{r:.1f}' for r in runs)} | {int(metrics['scanTimeMs']) / 1000:.1f} | "
                 f"{int(metrics['rewriteTimeMs']) / 1000:.1f} |"
             )
 
-        say("\n| table | files | MiB | probe MERGE min s | runs (s) | scanTimeMs (s) | rewriteTimeMs (s) |")
-        say("|---|---|---|---|---|---|---|")
+        print("\n| table | files | MiB | probe MERGE min s | runs (s) | scanTimeMs (s) | rewriteTimeMs (s) |")
+        print("|---|---|---|---|---|---|---|")
         before_rows = spark.read.format("delta").load(uri).localCheckpoint()
         probe(f"after {args.days} daily MERGEs")
         started = time.monotonic()
@@ -137,7 +134,7 @@ def main() -> None:
         probe("after compaction")
         after_rows = spark.read.format("delta").load(uri)
         changed = before_rows.exceptAll(after_rows).count() + after_rows.exceptAll(before_rows).count()
-        say(
+        print(
             f"\ncompaction: {compaction_s:.1f} s, files {result.before.files} -> {result.after.files} "
             f"({result.files_removed} removed, {result.files_added} added, "
             f"{result.deletion_vectors_removed} deletion vectors dropped); "
