@@ -82,9 +82,11 @@ def main() -> None:
         timed("numbered lines (noop)", lambda: noop(parse.read_numbered_lines(spark, files)))
         timed(
             "numbered + multi-line pass, with its check",
-            lambda: noop(parse.join_quoted_records(parse.read_numbered_lines(spark, files))),
+            lambda: noop(
+                parse.join_quoted_records(spark, parse.read_numbered_lines(spark, files), headers)
+            ),
         )
-        lines = parse.join_quoted_records(parse.read_numbered_lines(spark, files))
+        lines = parse.join_quoted_records(spark, parse.read_numbered_lines(spark, files), headers)
         classified = parse.classify_lines(spark, lines, headers, DAY_KEY)
         timed("classify_lines (noop)", lambda: noop(classified))
         timed("stage_partition", lambda: stage_partition(spark, lakehouse, DAY_KEY, "pieces"))

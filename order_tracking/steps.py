@@ -91,8 +91,9 @@ def stage_partition(
     tracking_num) and in quarantined_orders (every bad line, with its reason)."""
     ledger = read_ledger(spark, lakehouse.table_uri(RAW_FILE_LEDGER), partition_key)
     files = [RawFile(lakehouse.uri_of(e.raw_path), e.raw_path, e.landed_at) for e in ledger]
-    lines = join_quoted_records(read_numbered_lines(spark, files))
-    classified = classify_lines(spark, lines, file_headers(spark, files), partition_key)
+    headers = file_headers(spark, files)
+    lines = join_quoted_records(spark, read_numbered_lines(spark, files), headers)
+    classified = classify_lines(spark, lines, headers, partition_key)
     is_valid = F.col("reason").isNull() & ~F.col("_blank")
     # Counted while the staged rows are written, in the same pass over the files: no cache of
     # the parsed day (on disk it cost more than the parse; in memory a 1 GiB file ran a 1 GiB

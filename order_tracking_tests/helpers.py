@@ -36,6 +36,26 @@ def land(folder: Path, name: str, content: bytes | str, landed_at: datetime | No
     return path
 
 
+def order_line(n: int, status: str = "In Transit", address: str | None = None, updated: str | None = None) -> str:
+    """A valid line of a 2024-05-02 file for order n (TRK<n>); any field may be replaced."""
+    address = address if address is not None else f"{n} Main St"
+    updated = updated or f"2024-05-02 10:{n % 60:02d}:00"
+    return f"{n},TRK{n},2024-05-01,2024-05-06,{status},{address},{updated}"
+
+
+def stray_quotes_day() -> tuple[str, list[str]]:
+    """Issue #21's file: 50 valid lines (TRK1-TRK50) and, on lines 12 and 43, a field that opens a
+    quote and never closes it. Returns the file's text and the two broken lines."""
+    lines = [order_line(n) for n in range(1, 51)]
+    broken = [
+        '9001,TRK9001,2024-05-01,2024-05-06,Delivered,12 Elm St,"2024-05-02 23:59:00',
+        '9002,TRK9002,2024-05-01,2024-05-06,Delayed,"9 Pine St,2024-05-02 23:58:00',
+    ]
+    lines.insert(10, broken[0])
+    lines.insert(41, broken[1])
+    return "\n".join([HEADER, *lines]) + "\n", broken
+
+
 def at(day: int, hour: int = 12) -> datetime:
     return datetime(2023, 1, day, hour, tzinfo=timezone.utc)
 
@@ -46,8 +66,9 @@ def classify_files(spark, folder: Path, files: dict[str, bytes | str], partition
     for index, (name, content) in enumerate(files.items()):
         path = land(folder, name, content)
         raw.append(RawFile(str(path), name, at(5, index)))
-    lines = join_quoted_records(read_numbered_lines(spark, raw))
-    rows = classify_lines(spark, lines, file_headers(spark, raw), partition).collect()
+    headers = file_headers(spark, raw)
+    lines = join_quoted_records(spark, read_numbered_lines(spark, raw), headers)
+    rows = classify_lines(spark, lines, headers, partition).collect()
     return sorted((r.asDict() for r in rows), key=lambda r: (r["_source_file"], r["_source_line"]))
 
 

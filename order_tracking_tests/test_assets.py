@@ -19,6 +19,7 @@ from order_tracking_tests.helpers import (
     run_days,
     run_range,
     sample_days_oracle,
+    stray_quotes_day,
 )
 
 STAGING = [raw_order_files, staged_orders]
@@ -71,6 +72,21 @@ def test_quarantined_lines_land_in_the_quarantine_table_and_warn(spark, local_re
     assert not check.passed
     assert check.severity.value == "WARN"
     assert check.metadata["quarantined_rows"].value == 1
+
+
+def test_two_stray_quotes_far_apart_cost_no_order(spark, local_resources, landing_dir, lakehouse_dir):
+    """Issue #21 as the daily run sees it: every valid line reaches order_tracking."""
+    text, broken = stray_quotes_day()
+    land(landing_dir, "orders_2024_05_02.csv", text)
+
+    result = materialize(PIPELINE, partition_key="2024-05-02", resources=local_resources)
+
+    staged = metadata(result, "staged_orders")
+    assert (staged["rows_read"], staged["rows_quarantined"], staged["rows_staged"]) == (52, 2, 50)
+    merged = table(spark, lakehouse_dir, "order_tracking")
+    assert sorted(r.tracking_num for r in merged.collect()) == sorted(f"TRK{n}" for n in range(1, 51))
+    quarantine = table(spark, lakehouse_dir, "quarantined_orders").orderBy("_source_line").collect()
+    assert [(r._source_line, r.raw_text) for r in quarantine] == [(12, broken[0]), (43, broken[1])]
 
 
 def test_restaging_replaces_exactly_its_partition(spark, local_resources, landing_dir, lakehouse_dir):

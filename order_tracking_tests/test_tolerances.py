@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 import pytest
 
-from order_tracking_tests.helpers import HEADER, classify_files
+from order_tracking_tests.helpers import HEADER, classify_files, order_line, stray_quotes_day
 
 GOOD = "1000,TRK1000,2023-01-05,2023-01-07,In Transit,1 Main St,2023-01-05 10:00:00"
 
@@ -200,3 +200,117 @@ def test_gzipped_file_reads_like_the_plain_file(spark, tmp_path):
 @pytest.mark.parametrize("content", [b"", HEADER.encode(), f"{HEADER}\n".encode()], ids=["0-byte", "header-only", "header-newline"])
 def test_empty_files_give_no_rows(spark, tmp_path, content):
     assert classify_files(spark, tmp_path, {"a.csv": content}) == []
+
+
+# Stray quotes (issue #21). An odd-quoted line and the next one are joined only when they make a
+# genuine record; otherwise each broken line is quarantined alone and every valid line between
+# them is read on its own.
+
+
+def order_file(lines: list[str]) -> str:
+    return "\n".join([HEADER, *lines]) + "\n"
+
+
+def line_numbers(rows) -> tuple[list[int], list[int]]:
+    """(lines loaded, lines quarantined), by their line in the file."""
+    return [r["_source_line"] for r in valid(rows)], [r["_source_line"] for r in quarantined(rows)]
+
+
+def test_two_stray_quotes_far_apart_cost_no_valid_line(spark, tmp_path):
+    # The reported file: the two broken lines used to be joined into one 32-line "record".
+    text, broken = stray_quotes_day()
+
+    rows = classify_files(spark, tmp_path, {"a.csv": text}, partition="2024-05-02")
+
+    assert sorted(r["tracking_num"] for r in valid(rows)) == sorted(f"TRK{n}" for n in range(1, 51))
+    assert [(r["_source_line"], r["raw_text"]) for r in quarantined(rows)] == [
+        (12, broken[0]), (43, broken[1])
+    ]
+    assert all(r["reason"] == "malformed CSV quoting (unterminated or stray quote)" for r in quarantined(rows))
+
+
+@pytest.mark.parametrize(
+    "stray_at", [0, 2, 3], ids=["stray-before-the-record", "stray-right-after-it", "stray-after-a-line"]
+)
+def test_a_genuine_multi_line_address_next_to_a_stray_quote(spark, tmp_path, stray_at):
+    record = order_line(2, address='"Hof 2\nStraße 5"')
+    lines = [order_line(1), record, order_line(3), order_line(4)]
+    stray = order_line(9, address='"9 Pine St')
+    lines.insert(stray_at + 1, stray)
+    text = order_file(lines)
+
+    rows = classify_files(spark, tmp_path, {"a.csv": text}, partition="2024-05-02")
+
+    [joined] = [r for r in valid(rows) if r["tracking_num"] == "TRK2"]
+    assert joined["address"] == "Hof 2\nStraße 5"
+    assert joined["raw_text"] == record
+    assert sorted(r["tracking_num"] for r in valid(rows)) == ["TRK1", "TRK2", "TRK3", "TRK4"]
+    [bad] = quarantined(rows)
+    assert bad["raw_text"] == stray
+    assert bad["_source_line"] == text.split("\n").index(stray.split("\n")[0]) + 1
+
+
+def test_stray_quotes_on_the_first_and_the_last_line(spark, tmp_path):
+    lines = [order_line(n) for n in range(1, 6)]
+    lines[0] = order_line(1, status='"In Transit')
+    lines[-1] = order_line(5, address='"5 Main St')
+
+    rows = classify_files(spark, tmp_path, {"a.csv": order_file(lines)}, partition="2024-05-02")
+
+    assert line_numbers(rows) == ([3, 4, 5], [2, 6])
+
+
+def test_three_stray_quotes(spark, tmp_path):
+    lines = [order_line(n) for n in range(1, 11)]
+    lines[1] = order_line(2, address='"2 Main St')
+    lines[4] = order_line(5, status='"Delayed')
+    lines[8] = order_line(9, updated='"2024-05-02 11:00:00')
+
+    rows = classify_files(spark, tmp_path, {"a.csv": order_file(lines)}, partition="2024-05-02")
+
+    assert line_numbers(rows) == ([2, 4, 5, 7, 8, 9, 11], [3, 6, 10])
+
+
+def test_two_stray_quotes_that_would_make_a_well_formed_record_stay_apart(spark, tmp_path):
+    # Joined, these two read as one record of seven fields whose address holds a line break; but
+    # each is a whole record once its quote is dropped: two stray quotes, not one record.
+    opened = order_line(1, address='"1 Main St')
+    closed = order_line(2, address='2 Main St"')
+
+    rows = classify_files(spark, tmp_path, {"a.csv": order_file([opened, closed])}, partition="2024-05-02")
+
+    # A quote inside an unquoted value is kept as text (the second line); the first never closes.
+    assert [(r["_source_line"], r["address"]) for r in valid(rows)] == [(3, '2 Main St"')]
+    assert [r["_source_line"] for r in quarantined(rows)] == [2]
+
+
+def test_a_quote_that_would_close_inside_a_timestamp_joins_no_line(spark, tmp_path):
+    # Neither end is a record on its own, yet a timestamp never spans lines: a valid line between
+    # them is read on its own, and each end is quarantined for what it is.
+    opened = '1,TRK1,2024-05-01,2024-05-06,Delayed,1 Main St,"2024-05-02'
+    closed = '23:58:00"'
+    lines = [opened, order_line(2), closed]
+
+    rows = classify_files(spark, tmp_path, {"a.csv": order_file(lines)}, partition="2024-05-02")
+
+    assert line_numbers(rows) == ([3], [2, 4])
+    reasons = {r["_source_line"]: r["reason"] for r in quarantined(rows)}
+    assert reasons == {2: "malformed CSV quoting (unterminated or stray quote)", 4: "expected 7 fields, found 1"}
+
+
+def test_each_line_between_stray_quotes_keeps_its_own_reason(spark, tmp_path):
+    lines = [order_line(n).encode() for n in range(1, 8)]
+    lines[0] = order_line(1, address='"1 Main St').encode()
+    lines[3] = order_line(4, address="Stra\xdfe 4").encode("latin-1")
+    lines[6] = order_line(7, address='"7 Main St').encode()
+    content = b"\n".join([HEADER.encode(), *lines]) + b"\n"
+
+    rows = classify_files(spark, tmp_path, {"a.csv": content}, partition="2024-05-02")
+
+    reasons = {r["_source_line"]: r["reason"] for r in quarantined(rows)}
+    assert reasons == {
+        2: "malformed CSV quoting (unterminated or stray quote)",
+        5: "line is not valid UTF-8",
+        8: "malformed CSV quoting (unterminated or stray quote)",
+    }
+    assert [r["_source_line"] for r in valid(rows)] == [3, 4, 6, 7]

@@ -10,8 +10,10 @@ regular expression.
 """
 
 import csv
+import operator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -122,48 +124,56 @@ def read_numbered_lines(spark: SparkSession, files: list[RawFile]) -> DataFrame:
 # A quote left open for more lines than this is a stray quote, not a field holding line breaks.
 MAX_RECORD_LINES = 50
 
+# The contract's fields that may hold line breaks. A number, a date, a timestamp or a tracking
+# number never spans lines: a "record" with a break in one of those is two stray quotes.
+FREE_TEXT = (s.STATUS, s.ADDRESS)
+REQUIRED = (s.ORDER_NUM, s.TRACKING_NUM, s.LAST_UPDATE)
 
-def join_quoted_records(lines: DataFrame) -> DataFrame:
+
+def _quote_count(text: Column) -> Column:
+    return F.length(text) - F.length(F.replace(text, F.lit('"'), F.lit("")))
+
+
+def join_quoted_records(
+    spark: SparkSession, lines: DataFrame, headers: list[FileHeader]
+) -> DataFrame:
     """Numbered lines -> CSV records, numbered by their first line.
 
-    A quoted field may hold line breaks (RFC 4180): a line that leaves a quote open continues on
-    the next lines until the quote closes, and the record keeps its breaks as "\n". Only files
-    with such a line pay for the ordered pass over their lines. A quote that does not close within
-    MAX_RECORD_LINES lines, or before the file ends, is a stray quote: those lines stay separate
-    and the one with the stray quote is quarantined for its quoting; no line is swallowed.
+    A quoted field may hold line breaks (RFC 4180). A line that leaves a quote open (an odd number
+    of quote characters) is read together with the lines up to the next such line as one record,
+    breaks kept as "\\n", only when that record is genuine:
+    - it spans at most MAX_RECORD_LINES lines;
+    - its quotes close fields and it has its file's number of fields;
+    - its breaks fall in free-text fields (FREE_TEXT, or a column the contract does not know);
+    - neither its first nor its last line is a whole valid record once its quote characters are
+      dropped: such a line is a record with a stray quote, not half of a field.
+    Otherwise the opening line holds a stray quote: it stays alone (classify_lines quarantines it
+    for its quoting) and reading goes on at the next line, which may open a genuine record. So two
+    stray quotes far apart never join the valid lines between them. Only days with an odd-quoted
+    line pay for this.
     """
-    quotes = F.length("value") - F.length(F.replace("value", F.lit('"'), F.lit("")))
-    odd = (F.instr("value", '"') > 0) & (quotes % 2 == 1)
+    opens = (F.col(s.SOURCE_LINE) > 1) & (_quote_count(F.col("value")) % 2 == 1)
     # Decided here, in one cheap pass, rather than inside the plan: a day without such a line
-    # (the usual day) then reads its lines once instead of once per branch of a union.
-    open_files = [row[0] for row in lines.where(odd).select(s.SOURCE_FILE).distinct().collect()]
-    if not open_files:
+    # (the usual day) then reads its lines once and pays for none of what follows.
+    if not lines.where(opens).limit(1).collect():
         return lines
-    lines = lines.withColumn("_odd", odd.cast("int"))
-    in_open_file = F.col(s.SOURCE_FILE).isin(open_files)
-    plain = lines.where(~in_open_file)
-
-    in_file = Window.partitionBy(s.SOURCE_FILE).orderBy(s.SOURCE_LINE)
-    open_before = F.coalesce(
-        F.sum("_odd").over(in_file.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0)
-    ) % 2
-    record = Window.partitionBy(s.SOURCE_FILE, "_record")
-    candidates = (
-        lines.where(in_open_file)
-        .withColumn("_start", F.when(open_before == 0, F.col(s.SOURCE_LINE)))
-        .withColumn(
-            "_record", F.max("_start").over(in_file.rowsBetween(Window.unboundedPreceding, 0))
-        )
-        .withColumn("_size", F.count(F.lit(1)).over(record))
-        .withColumn("_quotes", F.sum("_odd").over(record))
+    # Only the odd-quoted lines are ordered (a few in a file), never a whole file: each candidate
+    # record is the span from one of them to the next, looked up by line number.
+    in_file = Window.partitionBy(s.SOURCE_FILE).orderBy("_from")
+    openers = (
+        lines.where(opens)
+        .select(s.SOURCE_FILE, F.col(s.SOURCE_LINE).alias("_from"), F.col("value").alias("_first"))
+        .withColumn("_to", F.lead("_from").over(in_file))
+        .withColumn("_last", F.lead("_first").over(in_file))
     )
-    joinable = (
-        (F.col("_size") > 1)
-        & (F.col("_size") <= MAX_RECORD_LINES)
-        & (F.col("_quotes") % 2 == 0)
+    records = _genuine_records(spark, lines, openers, headers).select(
+        s.SOURCE_FILE,
+        F.explode(F.sequence("_from", "_to")).alias(s.SOURCE_LINE),
+        F.col("_from").alias("_record"),
     )
+    marked = lines.join(records, [s.SOURCE_FILE, s.SOURCE_LINE], "left")
     joined = (
-        candidates.where(joinable)
+        marked.where(F.col("_record").isNotNull())
         .groupBy(s.SOURCE_FILE, "_record", s.LANDED_AT)
         .agg(F.sort_array(F.collect_list(F.struct(s.SOURCE_LINE, "value"))).alias("_parts"))
         .select(
@@ -173,9 +183,82 @@ def join_quoted_records(lines: DataFrame) -> DataFrame:
             F.array_join(F.transform("_parts", lambda part: part["value"]), "\n").alias("value"),
         )
     )
-    columns = [s.SOURCE_FILE, s.SOURCE_LINE, s.LANDED_AT, "value"]
-    separate = candidates.where(~joinable).select(*columns)
-    return plain.select(*columns).unionByName(joined).unionByName(separate)
+    alone = marked.where(F.col("_record").isNull()).select(*lines.columns)
+    return alone.unionByName(joined)
+
+
+def _genuine_records(
+    spark: SparkSession, lines: DataFrame, openers: DataFrame, headers: list[FileHeader]
+) -> DataFrame:
+    """(_source_file, _from, _to): first and last line of each multi-line record, read from the top."""
+    spans = openers.where(F.col("_to") - F.col("_from") < MAX_RECORD_LINES).select(
+        s.SOURCE_FILE,
+        "_from",
+        "_first",
+        "_last",
+        F.explode(F.sequence("_from", F.col("_to") - 1)).alias(s.SOURCE_LINE),
+    )
+    verdicts = (
+        lines.join(spans, [s.SOURCE_FILE, s.SOURCE_LINE])
+        .groupBy(s.SOURCE_FILE, "_from", "_first", "_last")
+        .agg(F.sort_array(F.collect_list(F.struct(s.SOURCE_LINE, "value"))).alias("_parts"))
+        .join(F.broadcast(_headers_frame(spark, headers)), s.SOURCE_FILE)
+        .select(
+            s.SOURCE_FILE,
+            "_from",
+            _is_genuine_record(
+                F.concat_ws("\n", F.transform("_parts", lambda part: part["value"]), F.col("_last")),
+                F.col("_first"),
+                F.col("_last"),
+            ).alias("_genuine"),
+        )
+    )
+    # An odd-quoted line opens a record when its record is genuine and the line was not taken as
+    # the previous record's last line: along a run of consecutive genuine candidates that
+    # alternates (open, close, open, ...), starting over after each stray quote.
+    in_file = Window.partitionBy(s.SOURCE_FILE).orderBy("_from")
+    run_start = F.max(F.when(~F.coalesce("_genuine_before", F.lit(False)), F.col("_n")))
+    return (
+        openers.join(verdicts, [s.SOURCE_FILE, "_from"], "left")
+        .withColumn("_genuine", F.coalesce("_genuine", F.lit(False)))
+        .withColumn("_n", F.row_number().over(in_file))
+        .withColumn("_genuine_before", F.lag("_genuine").over(in_file))
+        .withColumn("_run_start", run_start.over(in_file.rowsBetween(Window.unboundedPreceding, 0)))
+        .where(F.col("_genuine") & ((F.col("_n") - F.col("_run_start")) % 2 == 0))
+        .select(s.SOURCE_FILE, "_from", "_to")
+    )
+
+
+def _is_genuine_record(text: Column, first: Column, last: Column) -> Column:
+    """A joined candidate is a record, not two stray quotes (the file's header columns in scope)."""
+    fields = _quoted_fields(text)
+    typed_field_breaks = [
+        F.coalesce(F.instr(_field(fields, name), "\n") > 0, F.lit(False))
+        for name in s.ORDER_COLUMNS
+        if name not in FREE_TEXT
+    ]
+    return (
+        text.rlike(CSV_LINE)
+        & (F.size(fields) == F.col("_width"))
+        & ~reduce(operator.or_, typed_field_breaks)
+        & ~_is_whole_record(F.replace(first, F.lit('"'), F.lit("")))
+        & ~_is_whole_record(F.replace(last, F.lit('"'), F.lit("")))
+    )
+
+
+def _is_whole_record(line: Column) -> Column:
+    """`line`, a text without quotes, is a valid record of its file on its own."""
+    pieces = F.split(line, ",", -1)
+    fine = []
+    for name in s.ORDER_COLUMNS:
+        if name not in FREE_TEXT:
+            text = F.btrim(_field(pieces, name), F.lit(_BLANKS))
+            fine.append(_field_problem(name, text, value_of(name, text)).isNull())
+    return (F.size(pieces) == F.col("_width")) & reduce(operator.and_, fine)
+
+
+def _field(fields: Column, name: str) -> Column:
+    return F.try_element_at(fields, F.col(f"_position_{name}"))
 
 
 def file_headers(spark: SparkSession, files: list[RawFile]) -> list[FileHeader]:
@@ -231,6 +314,11 @@ def _unquote(field: Column) -> Column:
     ).otherwise(trimmed)
 
 
+def _quoted_fields(line: Column) -> Column:
+    """The fields of a line holding a quote, unquoted (RFC 4180)."""
+    return F.transform(F.regexp_extract_all(line, F.lit(CSV_FIELDS), F.lit(1)), _unquote)
+
+
 # The usual shapes, "yyyy-MM-dd" and "yyyy-MM-dd HH:mm:ss" (or with a T), are parsed by a cast,
 # cheaper than a pattern. On text of exactly that shape (digits where the pattern has digits) the
 # cast accepts exactly what the patterns accept; any other text goes through the patterns, whose
@@ -251,10 +339,27 @@ def date_of(text: Column) -> Column:
     )
 
 
-def _field_problem(name: str, text: Column, parsed: Column, required: bool) -> Column:
+_PARSERS = {
+    s.ORDER_NUM: lambda text: text.try_cast("bigint"),
+    s.RECEIVED_DATE: date_of,
+    s.DELIVER_DATE: date_of,
+    s.LAST_UPDATE: timestamp_of,
+}
+
+
+def value_of(name: str, text: Column) -> Column:
+    """A field's typed value from its trimmed text; NULL for an empty or unparseable text."""
+    parse = _PARSERS.get(name)
+    return parse(text) if parse else F.nullif(text, F.lit(""))
+
+
+def _field_problem(name: str, text: Column, parsed: Column) -> Column:
+    """Why a field of the contract is unusable, or NULL (free-text fields never are)."""
+    if name in FREE_TEXT:
+        return F.lit(None)
     empty = text.isNull() | (text == "")
     invalid = F.concat(F.lit(f"invalid {name}: '"), text, F.lit("'"))
-    return F.when(empty, F.lit(f"empty {name}") if required else F.lit(None)).when(
+    return F.when(empty, F.lit(f"empty {name}") if name in REQUIRED else F.lit(None)).when(
         parsed.isNull(), invalid
     )
 
@@ -281,7 +386,7 @@ def classify_lines(
         "_fields",
         F.when(
             quoted,
-            F.transform(F.regexp_extract_all(value, F.lit(CSV_FIELDS), F.lit(1)), _unquote),
+            _quoted_fields(value),
         ).otherwise(F.split(value, ",", -1)),
     )
 
@@ -299,24 +404,9 @@ def classify_lines(
     rows = rows.select(
         "*", *[field_at(F.col(f"_position_{name}")).alias(f"_text_{name}") for name in s.ORDER_COLUMNS]
     )
-    typed = {
-        s.ORDER_NUM: text(s.ORDER_NUM).try_cast("bigint"),
-        s.TRACKING_NUM: F.nullif(text(s.TRACKING_NUM), F.lit("")),
-        s.RECEIVED_DATE: date_of(text(s.RECEIVED_DATE)),
-        s.DELIVER_DATE: date_of(text(s.DELIVER_DATE)),
-        s.STATUS: F.nullif(text(s.STATUS), F.lit("")),
-        s.ADDRESS: F.nullif(text(s.ADDRESS), F.lit("")),
-        s.LAST_UPDATE: timestamp_of(text(s.LAST_UPDATE)),
-    }
-    rows = rows.select("*", *[typed[name].alias(name) for name in s.ORDER_COLUMNS])
-    required = {s.ORDER_NUM, s.TRACKING_NUM, s.LAST_UPDATE}
+    rows = rows.select("*", *[value_of(name, text(name)).alias(name) for name in s.ORDER_COLUMNS])
     field_problems = F.concat_ws(
-        "; ",
-        *[
-            _field_problem(name, text(name), F.col(name), name in required)
-            for name in s.ORDER_COLUMNS
-            if name not in (s.STATUS, s.ADDRESS)
-        ],
+        "; ", *[_field_problem(name, text(name), F.col(name)) for name in s.ORDER_COLUMNS]
     )
     width = F.size("_fields")
     structural = (
