@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo demo-gcs demo-databricks test test-thorough screenshot dev bench bench-pieces bench-maintenance bench-gcs bench-backfill bench-large clean
+.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-thorough screenshot dev bench bench-pieces bench-maintenance bench-gcs bench-backfill bench-large clean
 
 install: $(VENV)/.installed
 
@@ -23,9 +23,9 @@ $(VENV)/.installed: pyproject.toml setup.py
 # Spark resolves Delta's jars from Maven Central itself; if that fails, warm ~/.m2 with Maven,
 # which Spark's resolver reads first, and try again.
 jars: install
-	$(BIN)/python -m order_tracking.resources.spark || { \
+	$(BIN)/python -m order_tracking.engine jars || { \
 	  for a in $(DELTA_ARTIFACTS); do mvn -q dependency:get -Dartifact=$$a || exit 1; done; \
-	  $(BIN)/python -m order_tracking.resources.spark; }
+	  $(BIN)/python -m order_tracking.engine jars; }
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -33,6 +33,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 demo: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m order_tracking.demo
+
+# The warm engine (a Spark Connect server that runs attach to) stops itself when idle; this stops
+# it now.
+stop:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m order_tracking.engine stop; fi
 
 # The Dagit browser test drives Debian's Chromium; installed here where apt-get is available.
 chromium:

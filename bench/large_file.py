@@ -25,7 +25,7 @@ from order_tracking.environment import Environment
 from order_tracking.resources import resources_for
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
-from order_tracking.resources.spark import local_spark_config
+from order_tracking.engine import local_spark_config
 
 HEADER = "order_num,tracking_num,pck_recieved_date,package_deliver_date,status,address,last_update_timestamp"
 STATUSES = ("Shipped", "In Transit", "Out for Delivery", "Delivered", "Returned")

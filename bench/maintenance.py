@@ -75,11 +75,12 @@ def main() -> None:
 
     from dagster_pyspark.resources import spark_session_from_config
     from order_tracking.maintenance import compact, layout
-    from order_tracking.resources.spark import local_spark_config
+    from order_tracking.tables import history, latest_version, table_ref
+    from order_tracking.engine import local_spark_config
     from order_tracking.transforms.merge import (
         create_order_tracking_table,
-        key_range,
         merge_into_order_tracking,
+        summarize_source,
     )
 
     base = ROOT / "bench" / "data"
@@ -99,9 +100,9 @@ def main() -> None:
         def merge(day: int, first_new: int) -> tuple[float, dict]:
             source = day_source(spark, day, first_new, args.day_rows, args.window)
             started = time.monotonic()
-            merge_into_order_tracking(spark, table, source, f"bench {day}", keys=key_range(source))
+            merge_into_order_tracking(spark, table, source, f"bench {day}", summarize_source(source))
             seconds = time.monotonic() - started
-            return seconds, table.history(1).first()["operationMetrics"]
+            return seconds, history(spark, table, 1).first()["operationMetrics"]
 
         first_new, started = args.target, time.monotonic()
         for day in range(1, args.days + 1):
@@ -111,13 +112,13 @@ def main() -> None:
             f"in {time.monotonic() - started:.0f} s")
 
         def probe(label: str) -> None:
-            version = table.history(1).first()["version"]
-            shape = layout(table)
+            version = latest_version(spark, table)
+            shape = layout(spark, table)
             runs = []
             for _ in range(args.repeat):
                 seconds, metrics = merge(args.days + 1, first_new)
                 runs.append(seconds)
-                table.restoreToVersion(version)
+                spark.sql(f"RESTORE TABLE {table_ref(table)} TO VERSION AS OF {version}")
             print(
                 f"| {label} | {shape.files} | {shape.bytes / 2**20:.0f} | {min(runs):.1f} | "
                 f"{' / '.join(f'{r:.1f}' for r in runs)} | {int(metrics['scanTimeMs']) / 1000:.1f} | "
@@ -129,7 +130,7 @@ def main() -> None:
         before_rows = spark.read.format("delta").load(uri).localCheckpoint()
         probe(f"after {args.days} daily MERGEs")
         started = time.monotonic()
-        result = compact(table)
+        result = compact(spark, table)
         compaction_s = time.monotonic() - started
         probe("after compaction")
         after_rows = spark.read.format("delta").load(uri)

@@ -281,7 +281,7 @@ def jvm_peak_rss_mib() -> float:
 def worker(letter: str, data: Path, work: Path, targets: list[int], growth: bool) -> dict:
     from dagster_pyspark.resources import spark_session_from_config
 
-    from order_tracking.resources.spark import local_spark_config
+    from order_tracking.engine import local_spark_config
 
     config = local_spark_config() | {"spark.sql.warehouse.dir": str(work / "warehouse")}
     spark = spark_session_from_config(config)

@@ -5,11 +5,11 @@ import shutil
 import sys
 
 from dagster import DagsterInstance
-from pyspark.sql import SparkSession
 
-from order_tracking import settings
+from order_tracking import engine, settings
 from order_tracking.definitions import defs
 from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
+from order_tracking.resources.spark import connect
 from order_tracking.sample_data import land_sample_files
 
 # The demo prints its own summary; the full event log stays in the instance (see `make dev`).
@@ -30,6 +30,17 @@ def main() -> int:
     landed = land_sample_files(landing)
     print(f"Landed {len(landed)} sample files in {landing}")
 
+    # The run attaches to the warm engine; one the demo starts is stopped again when it ends,
+    # so the demo leaves nothing running.
+    _, started = engine.start()
+    try:
+        return run_and_show(data_dir, lakehouse)
+    finally:
+        if started:
+            engine.stop()
+
+
+def run_and_show(data_dir, lakehouse) -> int:
     # The sample days in one run, as a backfill of the range runs them (BackfillPolicy.single_run).
     job = defs.resolve_job_def("order_tracking_job")
     with DagsterInstance.get() as instance:
@@ -53,13 +64,15 @@ def main() -> int:
     for day, inserted, updated, stale, rows in merges:
         print(f"{day:<12}{inserted:>10}{updated:>10}{stale:>8}{rows:>8}")
 
-    spark = SparkSession.getActiveSession()  # the session the runs used
-    table = spark.read.format("delta").load(str(lakehouse / "order_tracking"))
-    print(f"\norder_tracking ({table.count()} rows) in {lakehouse / 'order_tracking'}")
-    table.orderBy("tracking_num").select(
-        "order_num", "tracking_num", "pck_recieved_date", "package_deliver_date", "status",
-        "address", "last_update_timestamp", "_source_file", "_source_line",
-    ).show(100, truncate=False)
+    with engine.attached() as endpoint:
+        spark = connect(endpoint.url)
+        table = spark.read.format("delta").load(str(lakehouse / "order_tracking"))
+        print(f"\norder_tracking ({table.count()} rows) in {lakehouse / 'order_tracking'}")
+        table.orderBy("tracking_num").select(
+            "order_num", "tracking_num", "pck_recieved_date", "package_deliver_date", "status",
+            "address", "last_update_timestamp", "_source_file", "_source_line",
+        ).show(100, truncate=False)
+        spark.stop()
     print(f"Data directory: {data_dir}")
     return 0
 

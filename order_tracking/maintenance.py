@@ -11,9 +11,9 @@ the same.
 
 from dataclasses import dataclass
 
-from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
 
-from order_tracking.tables import retry_on_conflict
+from order_tracking.tables import latest_version, retry_on_conflict, table_ref
 
 
 @dataclass(frozen=True)
@@ -32,24 +32,24 @@ class Compaction:
     version: int
 
 
-def layout(table: DeltaTable) -> Layout:
-    detail = table.detail().select("numFiles", "sizeInBytes").first()
+def layout(spark: SparkSession, uri: str) -> Layout:
+    detail = spark.sql(f"DESCRIBE DETAIL {table_ref(uri)}").select("numFiles", "sizeInBytes").first()
     return Layout(files=detail["numFiles"], bytes=detail["sizeInBytes"])
 
 
-def compact(table: DeltaTable) -> Compaction:
+def compact(spark: SparkSession, uri: str) -> Compaction:
     """OPTIMIZE the table (clustering it, if it is clustered). Safe to repeat: a table already
     compact gives an OPTIMIZE that rewrites nothing."""
-    before = layout(table)
+    before = layout(spark, uri)
     # A writer that committed in between makes OPTIMIZE conflict; it rewrote nothing, so redo it.
-    [result] = retry_on_conflict(lambda: table.optimize().executeCompaction().collect())
+    [result] = retry_on_conflict(lambda: spark.sql(f"OPTIMIZE {table_ref(uri)}").collect())
     metrics = result["metrics"]
     dv_stats = metrics["deletionVectorStats"]
     return Compaction(
         before=before,
-        after=layout(table),
+        after=layout(spark, uri),
         files_removed=metrics["numFilesRemoved"],
         files_added=metrics["numFilesAdded"],
         deletion_vectors_removed=dv_stats["numDeletionVectorsRemoved"] if dv_stats else 0,
-        version=table.history(1).first()["version"],
+        version=latest_version(spark, uri),
     )

@@ -12,7 +12,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -29,7 +28,7 @@ from order_tracking.faults import crash_point
 from order_tracking.partitions import base_name, is_order_file, partition_for_file
 from order_tracking.resources.landing import LandedFile, LandingZone, SourceChanged
 from order_tracking.resources.lakehouse import Lakehouse, RawPathTaken
-from order_tracking.tables import ensure_table, retry_on_conflict
+from order_tracking.tables import as_view, ensure_table, read_table, retry_on_conflict, table_ref
 
 LEDGER_SCHEMA = StructType(
     [
@@ -73,14 +72,10 @@ def raw_path(partition_key: str, name: str, version: int) -> str:
 
 
 def read_ledger(spark: SparkSession, ledger_uri: str, partition_key: str) -> list[LedgerEntry]:
-    if not DeltaTable.isDeltaTable(spark, ledger_uri):
+    ledger = read_table(spark, ledger_uri)
+    if ledger is None:
         return []
-    rows = (
-        spark.read.format("delta")
-        .load(ledger_uri)
-        .where(F.col("partition_date") == F.lit(partition_key).cast("date"))
-        .collect()
-    )
+    rows = ledger.where(F.col("partition_date") == F.lit(partition_key).cast("date")).collect()
     return sorted(
         (LedgerEntry(**row.asDict()) for row in rows), key=lambda e: (e.file_name, e.version)
     )
@@ -91,12 +86,15 @@ def append_ledger(spark: SparkSession, ledger_uri: str, entries: list[LedgerEntr
     two runs of one day that meet here (no pool configured) record each file once: the later
     commit conflicts, is retried, and then finds the row."""
     if entries:
-        ledger = ensure_table(spark, ledger_uri, LEDGER_SCHEMA)
+        ensure_table(spark, ledger_uri, LEDGER_SCHEMA)
         frame = spark.createDataFrame([tuple(asdict(e).values()) for e in entries], LEDGER_SCHEMA)
         same_file = " AND ".join(f"l.{c} = e.{c}" for c in ("partition_date", "file_name", "md5"))
-        retry_on_conflict(
-            lambda: ledger.alias("l").merge(frame.alias("e"), same_file).whenNotMatchedInsertAll().execute()
-        )
+        with as_view(frame) as view:
+            statement = (
+                f"MERGE INTO {table_ref(ledger_uri)} l USING {view} e ON {same_file}"
+                " WHEN NOT MATCHED THEN INSERT *"
+            )
+            retry_on_conflict(lambda: spark.sql(statement).collect())
 
 
 def _copy_to_a_free_raw_path(

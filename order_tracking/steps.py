@@ -4,6 +4,7 @@ property test drives them directly, so many random histories stay affordable.
 """
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -18,19 +19,19 @@ from order_tracking.resources.lakehouse import (
     STAGED_ORDERS,
     Lakehouse,
 )
-from order_tracking.tables import ensure_table, retry_on_conflict
+from order_tracking.tables import ensure_table, retry_on_conflict, table_ref
 from order_tracking.transforms.merge import (
     MergeCounts,
     create_order_tracking_table,
-    key_range,
     merge_into_order_tracking,
+    summarize_source,
 )
 from order_tracking.transforms.parse import (
     RawFile,
     classify_lines,
     file_headers,
     join_quoted_records,
-    latest_per_tracking_num,
+    mark_latest_per_tracking_num,
     read_numbered_lines,
 )
 
@@ -78,9 +79,12 @@ def replace_partition(
 
 def clear_partition(spark: SparkSession, uri: str, schema, partition_key: str) -> None:
     """Empty one day of a table partitioned by _partition_date (whole files only: no rewrite)."""
-    table = ensure_table(spark, uri, schema, partitioned_by=s.PARTITION_DATE)
+    ensure_table(spark, uri, schema, partitioned_by=s.PARTITION_DATE)
     retry_on_conflict(
-        lambda: table.delete(F.col(s.PARTITION_DATE) == F.lit(partition_key).cast("date"))
+        lambda: spark.sql(
+            f"DELETE FROM {table_ref(uri)} WHERE {s.PARTITION_DATE} = :day",
+            args={"day": date.fromisoformat(partition_key)},
+        )
     )
 
 
@@ -97,24 +101,25 @@ def stage_partition(
     is_valid = F.col("reason").isNull() & ~F.col("_blank")
     # Counted while the staged rows are written, in the same pass over the files: no cache of
     # the parsed day (on disk it cost more than the parse; in memory a 1 GiB file ran a 1 GiB
-    # driver out of memory, bench/large_file.py).
-    # Keep the observation before the validity filter: on a 1M-row day the same write without
-    # it took 50 s instead of 27 s (the filter is then planned into the parse's projection).
-    lines_seen, rows_kept = Observation(), Observation()  # unnamed: unique per call
+    # driver out of memory, bench/large_file.py). One observation, next to the write: over Spark
+    # Connect a write reports only that one. So every line reaches it, the newest row per key
+    # marked among the valid ones, and the filter comes after it (before it, on a 1M-row day the
+    # filter was planned into the parse's projection: 50 s instead of 27 s).
+    counts = Observation()  # unnamed: unique per call
     staged = (
-        latest_per_tracking_num(
-            classified.observe(
-                lines_seen,
-                F.count_if(~F.col("_blank")).alias("read"),
-                F.count_if(F.col("_blank")).alias("blank"),
-                F.count_if(F.col("reason").isNotNull()).alias("quarantined"),
-            ).where(is_valid)
+        mark_latest_per_tracking_num(classified, among=is_valid)
+        .observe(
+            counts,
+            F.count_if(~F.col("_blank")).alias("read"),
+            F.count_if(F.col("_blank")).alias("blank"),
+            F.count_if(F.col("reason").isNotNull()).alias("quarantined"),
+            F.count_if("_latest").alias("staged"),
         )
+        .where("_latest")
         .select(
             *[c for c in s.STAGED_SCHEMA.fieldNames() if c != s.RUN_ID],
             F.lit(run_id).alias(s.RUN_ID),
         )
-        .observe(rows_kept, F.count(F.lit(1)).alias("staged"))
     )
     replace_partition(
         staged,
@@ -123,7 +128,7 @@ def stage_partition(
         partition_key,
         properties=STAGED_PROPERTIES,
     )
-    counts = lines_seen.get | rows_kept.get
+    counts = counts.get
     # A clean day (the usual one) is parsed once, and its old quarantine rows, if any, are dropped
     # with a metadata-only delete. A day with bad lines is parsed a second time to write them.
     quarantine_uri = lakehouse.table_uri(QUARANTINED_ORDERS)
@@ -157,6 +162,9 @@ def _quarantine_summary(
         spark.read.format("delta")
         .load(uri)
         .where(F.col(s.PARTITION_DATE) == F.lit(partition_key).cast("date"))
+        # A line that is not UTF-8 keeps its bytes in the table; what leaves Spark must be text
+        # (over Spark Connect the client could not even decode the row).
+        .withColumns({c: F.make_valid_utf8(c) for c in ("raw_text", "reason")})
     )
     by_reason = quarantined.groupBy("reason").count().orderBy(F.desc("count")).limit(TOP_REASONS)
     first_lines = (
@@ -181,9 +189,9 @@ def merge_partition(
         .where(F.col(s.PARTITION_DATE) == F.lit(partition_key).cast("date"))
         .select(*s.ORDER_TRACKING_SCHEMA.fieldNames())
     )
-    keys = key_range(staged)
+    source = summarize_source(staged)
     staged = crash_while_reading(staged, "during_merge")
     # One tag per run and day: a range run commits one MERGE per day, and each must find its own.
     return merge_into_order_tracking(
-        spark, target, staged, commit_tag=f"{run_id} {partition_key}", keys=keys
+        spark, target, staged, commit_tag=f"{run_id} {partition_key}", source=source
     )

@@ -1,19 +1,22 @@
-"""Shared fixtures: one Spark + Delta session for the whole run, and per-test lakehouses."""
+"""Shared fixtures: one warm engine (a Spark Connect server with Delta) for the whole run, which
+every test attaches to, in this process or in the processes it starts; per-test lakehouses."""
 
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
 from hypothesis import settings
-from dagster_pyspark.resources import spark_session_from_config
+from pyspark.sql import SparkSession
 
+from order_tracking import engine as local_engine
+from order_tracking.environment import Environment
+from order_tracking.resources import SPARK_REMOTE, resources_for
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
-from order_tracking.resources import resources_for
-from order_tracking.environment import Environment
-from order_tracking.resources.spark import local_spark_config
+from order_tracking.resources.spark import connect
 from order_tracking_tests.databricks_standin.operator import materialize_command
 from order_tracking_tests.gcs_emulator import GcsEmulator
 from order_tracking_tests.helpers import SECRET_MARKERS
@@ -25,18 +28,50 @@ settings.register_profile("thorough", max_examples=int(os.environ.get("HYPOTHESI
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+@dataclass(frozen=True)
+class SuiteEngine:
+    directory: Path
+    endpoint: local_engine.Endpoint
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine(tmp_path_factory):
+    """The suite's engine, started once and stopped at the end. Processes the tests start inherit
+    ORDER_TRACKING_SPARK_REMOTE and attach to it too, so no test starts a JVM of its own (the
+    Databricks stand-in's cluster excepted: a cluster gives a step a classic session)."""
+    directory = tmp_path_factory.mktemp("engine")
+    endpoint, _ = local_engine.start(directory)
+    previous = os.environ.get(SPARK_REMOTE)
+    os.environ[SPARK_REMOTE] = endpoint.url
+    yield SuiteEngine(directory, endpoint)
+    if previous is None:
+        os.environ.pop(SPARK_REMOTE, None)
+    else:
+        os.environ[SPARK_REMOTE] = previous
+    local_engine.stop(directory)
+
+
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    # The same configuration as the local resource; Spark's scratch goes under pytest's tmp.
-    scratch = tmp_path_factory.mktemp("spark")
-    config = local_spark_config() | {
-        "spark.sql.warehouse.dir": str(scratch / "warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch}",
-    }
-    session = spark_session_from_config(config)
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+def new_session(engine):
+    """A new Spark session on the suite's engine, as another run would have (closed at the end)."""
+    sessions = []
+
+    def create() -> SparkSession:
+        sessions.append(connect(engine.url))
+        return sessions[-1]
+
+    yield create
+    for session in sessions:
+        session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(new_session) -> SparkSession:
+    return new_session()
 
 
 @pytest.fixture

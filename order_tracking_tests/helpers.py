@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dagster import materialize
+from pyspark.sql import functions as F
 
 from order_tracking.assets import order_tracking, raw_order_files, staged_orders
 from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
@@ -68,7 +69,9 @@ def classify_files(spark, folder: Path, files: dict[str, bytes | str], partition
         raw.append(RawFile(str(path), name, at(5, index)))
     headers = file_headers(spark, raw)
     lines = join_quoted_records(spark, read_numbered_lines(spark, raw), headers)
-    rows = classify_lines(spark, lines, headers, partition).collect()
+    classified = classify_lines(spark, lines, headers, partition)
+    # Bytes that are not UTF-8 cannot leave Spark as text: shown with replacement characters.
+    rows = classified.withColumn("raw_text", F.make_valid_utf8("raw_text")).collect()
     return sorted((r.asDict() for r in rows), key=lambda r: (r["_source_file"], r["_source_line"]))
 
 

@@ -89,6 +89,21 @@ def test_two_stray_quotes_far_apart_cost_no_order(spark, local_resources, landin
     assert [(r._source_line, r.raw_text) for r in quarantine] == [(12, broken[0]), (43, broken[1])]
 
 
+def test_a_line_that_is_not_utf8_is_reported_as_text(spark, local_resources, landing_dir):
+    """Its bytes stay in the raw zone and the quarantine table; the check's sample, which leaves
+    Spark, shows it with replacement characters (a Spark Connect client cannot take raw bytes)."""
+    bad = GOOD_LINE.replace("TRK1000", "TRK1001").replace("1 Main St", "Stra\xdfe 5").encode("latin-1")
+    land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{GOOD_LINE}\n".encode() + bad + b"\n")
+
+    result = materialize(STAGING, partition_key="2023-01-05", resources=local_resources)
+
+    check = checks(result)["partition_has_no_quarantined_rows"]
+    [sample] = check.metadata["sample"].value
+    assert (sample["_source_line"], sample["reason"]) == (3, "line is not valid UTF-8")
+    assert "Stra\ufffde 5" in sample["raw_text"]
+    assert metadata(result, "staged_orders")["rows_staged"] == 1
+
+
 def test_restaging_replaces_exactly_its_partition(spark, local_resources, landing_dir, lakehouse_dir):
     land(landing_dir, "orders_2023_01_04.csv", f"{HEADER}\n{GOOD_LINE.replace('TRK1000', 'TRK4')}\n")
     land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{GOOD_LINE}\n")

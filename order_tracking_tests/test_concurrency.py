@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, materialize
-from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from order_tracking import schema as s
@@ -25,7 +24,11 @@ from order_tracking.assets.raw import RAW_ZONE_WRITER_POOL
 from order_tracking.resources.lakehouse import ORDER_TRACKING, RAW_FILE_LEDGER, Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sample_data import land_sample_files
-from order_tracking.transforms.merge import create_order_tracking_table, merge_into_order_tracking
+from order_tracking.transforms.merge import (
+    create_order_tracking_table,
+    merge_into_order_tracking,
+    summarize_source,
+)
 from order_tracking_tests.helpers import (
     PIPELINE,
     business_rows,
@@ -37,7 +40,7 @@ SHIPPED_INSTANCE_CONFIG = Path(__file__).parents[1] / "dagster.yaml"
 
 
 def test_runs_started_together_without_a_pool_record_and_merge_each_file_once(
-    spark, landing_dir, lakehouse_dir
+    spark, new_session, landing_dir, lakehouse_dir
 ):
     """The worst case: no pool at all. Four runs (day 2 twice, as a sensor run plus a backfill
     run) do the assets' work at the same moment, each in its own Spark session."""
@@ -46,13 +49,14 @@ def test_runs_started_together_without_a_pool_record_and_merge_each_file_once(
     days = ["2023-01-01", "2023-01-02", "2023-01-02", "2023-01-03"]
     start = threading.Barrier(len(days), timeout=120)
 
-    def run(day: str) -> None:
-        session = spark.newSession()
+    sessions = [new_session() for _ in days]
+
+    def run(day: str, session) -> None:
         start.wait()
         materialize_day(session, landing, lakehouse, day)
 
     with ThreadPoolExecutor(len(days)) as pool:
-        list(pool.map(run, days))
+        list(pool.map(run, days, sessions))
 
     table = spark.read.format("delta").load(str(lakehouse_dir / ORDER_TRACKING))
     assert business_rows(table) == sample_days_oracle(3)
@@ -142,25 +146,26 @@ def held_until(frame, gate: Path):
     return frame.where(F.udf(wait, "boolean").asNondeterministic()(F.lit(1)))
 
 
-def test_a_merge_that_loses_the_race_is_retried_on_the_new_version(spark, tmp_path, caplog):
+def test_a_merge_that_loses_the_race_is_retried_on_the_new_version(spark, new_session, tmp_path, caplog):
     """No pool here: MERGE A reads the table, MERGE B commits meanwhile, then A tries to commit.
     Delta refuses A's commit; the retry merges A again on top of B, and nothing is lost."""
     uri = str(tmp_path / ORDER_TRACKING)
     create_order_tracking_table(spark, uri)
-    merge_into_order_tracking(spark, DeltaTable.forPath(spark, uri), staged_rows(spark, 1, "Shipped"), "day1")
+    first = staged_rows(spark, 1, "Shipped")
+    merge_into_order_tracking(spark, uri, first, "day1", summarize_source(first))
     gate = tmp_path / "gate"
     # Separate sessions, as separate runs would have (the commit tag is a session setting).
-    session_a, session_b = spark.newSession(), spark.newSession()
+    session_a, session_b = new_session(), new_session()
 
     def merge_a():
-        source = held_until(staged_rows(session_a, 3, "Delivered"), gate)
-        return merge_into_order_tracking(session_a, DeltaTable.forPath(session_a, uri), source, "run-a")
+        rows = staged_rows(session_a, 3, "Delivered")
+        source = summarize_source(rows)
+        return merge_into_order_tracking(session_a, uri, held_until(rows, gate), "run-a", source)
 
     with ThreadPoolExecutor(1) as pool:
         a = pool.submit(merge_a)
-        b = merge_into_order_tracking(
-            session_b, DeltaTable.forPath(session_b, uri), staged_rows(session_b, 2, "In Transit"), "run-b"
-        )
+        rows_b = staged_rows(session_b, 2, "In Transit")
+        b = merge_into_order_tracking(session_b, uri, rows_b, "run-b", summarize_source(rows_b))
         gate.touch()
         a = a.result()
 

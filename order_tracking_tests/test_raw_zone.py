@@ -8,10 +8,10 @@ import hashlib
 import pytest
 
 from dagster import materialize
-from delta.tables import DeltaTable
 
 from order_tracking.assets import raw_order_files
 from order_tracking.raw_zone import raw_path
+from order_tracking.tables import latest_version
 from order_tracking_tests.helpers import HEADER, GOOD_LINE, at, land
 
 DAY = "2023-01-05"
@@ -54,12 +54,12 @@ def test_files_move_byte_for_byte_and_are_recorded(spark, local_resources, landi
 def test_rerun_with_nothing_new_changes_nothing(spark, local_resources, landing_dir, lakehouse_dir):
     land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{GOOD_LINE}\n")
     run(local_resources)
-    version = DeltaTable.forPath(spark, str(lakehouse_dir / "raw_file_ledger")).history(1).first().version
+    version = latest_version(spark, str(lakehouse_dir / "raw_file_ledger"))
 
     meta = run(local_resources)
 
     assert meta["files_moved"] == 0
-    assert DeltaTable.forPath(spark, str(lakehouse_dir / "raw_file_ledger")).history(1).first().version == version
+    assert latest_version(spark, str(lakehouse_dir / "raw_file_ledger")) == version
 
 
 def test_relanded_identical_file_is_harmless(spark, local_resources, landing_dir, lakehouse_dir):

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 
 from order_tracking.raw_zone import LedgerEntry, append_ledger, read_ledger
-from order_tracking.tables import is_write_conflict
+from order_tracking.tables import history, is_write_conflict
 
 
 def entry(day: int) -> LedgerEntry:
@@ -32,7 +32,6 @@ def test_only_delta_conflicts_count_as_conflicts():
 
 
 def test_replacing_and_clearing_a_day_leave_the_other_days_alone(spark, tmp_path):
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     from order_tracking import schema as s
@@ -61,7 +60,7 @@ def test_replacing_and_clearing_a_day_leave_the_other_days_alone(spark, tmp_path
 
     clear_partition(spark, uri, s.QUARANTINE_SCHEMA, "2023-01-02")
     assert lines_by_day() == {"2023-01-01": 3}
-    [delete] = DeltaTable.forPath(spark, uri).history(1).collect()
+    [delete] = history(spark, uri, 1).collect()
     assert delete["operation"] == "DELETE"
     assert delete["operationMetrics"]["numAddedFiles"] == "0"  # whole files dropped, none rewritten
 

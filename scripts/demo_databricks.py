@@ -12,7 +12,7 @@ from collections import Counter
 from pyspark.sql import SparkSession
 
 from order_tracking import settings
-from order_tracking.resources.spark import local_spark_config
+from order_tracking.engine import local_spark_config
 from order_tracking.sample_data import land_sample_files
 from order_tracking_tests.databricks_standin import DatabricksStandIn
 from order_tracking_tests.databricks_standin.operator import databricks_env, materialize

@@ -22,7 +22,7 @@ def order_tracking_layout(context: AssetExecutionContext) -> MaterializeResult:
     lakehouse = context.resources.lakehouse
     spark = context.resources.pyspark.spark_session
     # Created if missing: the schedule may fire before the first day is merged.
-    done = compact(create_order_tracking_table(spark, lakehouse.table_uri(ORDER_TRACKING)))
+    done = compact(spark, create_order_tracking_table(spark, lakehouse.table_uri(ORDER_TRACKING)))
     return MaterializeResult(
         metadata={
             "files_before": done.before.files,

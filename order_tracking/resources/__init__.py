@@ -1,18 +1,26 @@
 """Resource implementations per environment, always under the same keys."""
 
+import os
+
 from dagster import EnvVar, ResourceDefinition
-from dagster_pyspark import LazyPySparkResource, PySparkResource
+from dagster_pyspark import LazyPySparkResource
 
 from order_tracking.environment import Environment, on_databricks_cluster
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
-from order_tracking.resources.spark import local_spark_config
+from order_tracking.resources.spark import SparkConnect
+
+SPARK_REMOTE = "ORDER_TRACKING_SPARK_REMOTE"
 
 
 def resources_for(environment: Environment) -> dict:
     if environment is Environment.LOCAL:
         return {
-            "pyspark": PySparkResource(spark_config=local_spark_config()),
+            # The local warm engine, or any Spark Connect server the variable names (its URL may
+            # hold a token: bound as an EnvVar, never copied into run config).
+            "pyspark": (
+                SparkConnect(remote=EnvVar(SPARK_REMOTE)) if os.environ.get(SPARK_REMOTE) else SparkConnect()
+            ),
             # Steps run in the Dagster process itself; production binds the Databricks launcher here.
             "step_launcher": _in_process(),
             "landing": LandingZone(),

@@ -1,41 +1,78 @@
-"""Local Spark + Delta Lake configuration for the `pyspark` resource."""
+"""The run's Spark session, as a resource: a Spark Connect client of the local warm engine, or of
+another Spark Connect server named by ORDER_TRACKING_SPARK_REMOTE."""
 
-from order_tracking import settings
+import socket
+from contextlib import ExitStack
+from urllib.parse import urlparse
 
-DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+from pyspark.sql import SparkSession
 
-
-def local_spark_config() -> dict[str, str]:
-    """A laptop/CI session: Delta's jars from Maven Central via Spark's own resolver, UTC, and
-    partition counts sized for 2 cores instead of a cluster."""
-    warehouse = settings.data_dir() / "spark-warehouse"
-    return {
-        "spark.master": "local[*]",
-        # Local mode talks to itself only: bind to loopback, not the machine's network address.
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.app.name": "order_tracking",
-        "spark.jars.packages": DELTA_PACKAGE,
-        "spark.jars.ivy": str(settings.ivy_dir()),
-        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": "4",
-        "spark.default.parallelism": "4",
-        "spark.databricks.delta.snapshotPartitions": "2",
-        "spark.sql.warehouse.dir": str(warehouse),
-        "spark.driver.memory": "4g",
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse}",
-    }
+from order_tracking import engine
 
 
+class SparkConnect(ConfigurableResource):
+    """A Spark Connect session for the run, opened on first use and closed with the run.
 
-if __name__ == "__main__":
-    # `make jars`: start one session so Spark resolves Delta's jars into the Ivy cache now.
-    from dagster_pyspark.resources import spark_session_from_config
+    Closing interrupts whatever the session still runs: a cancelled run (Ctrl-C, terminated from
+    the UI) stops its Spark work on the server instead of leaving it to finish there."""
 
-    session = spark_session_from_config(local_spark_config())
-    print(f"Spark {session.version} with {DELTA_PACKAGE}, jars cached in {settings.ivy_dir()}")
-    session.stop()
+    remote: str | None = Field(
+        default=None,
+        description="sc:// URL of a Spark Connect server (a secret: it may hold a token). "
+        "Unset: the local engine of the data directory, started on first use.",
+    )
+
+    _session: SparkSession | None = PrivateAttr(default=None)
+    _attachment: ExitStack = PrivateAttr(default_factory=ExitStack)
+
+    @property
+    def spark_session(self) -> SparkSession:
+        if self._session is None:
+            if self.remote:
+                url = self.remote
+                _check_reachable(url)
+            else:
+                url = self._attachment.enter_context(engine.attached()).url
+            self._session = connect(url)
+        return self._session
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        try:
+            if self._session is not None:
+                self._session.interruptAll()
+                self._session.stop()
+                self._session = None
+        finally:
+            self._attachment.close()
+
+
+def connect(url: str) -> SparkSession:
+    """A new Spark Connect session on the server at `url`; every session of ours is made here."""
+    _keep_the_shared_release_pool()
+    return SparkSession.builder.remote(url).create()
+
+
+def _keep_the_shared_release_pool() -> None:
+    """PySpark 4.0's Connect client keeps one thread pool for every session of a process, and
+    shuts it down whenever any session closes or is garbage-collected. A session collected while
+    another one is between two steps of a query breaks that query ("cannot schedule new futures
+    after shutdown"; seen in a test process that ran several runs' sessions). Upstream rewrote it
+    after 4.0 (SPARK-55406); until the pinned PySpark has that, the pool is never shut down: its
+    idle threads cost nothing, and the server drops results nobody releases."""
+    from pyspark.sql.connect.client.reattach import ExecutePlanResponseReattachableIterator
+
+    ExecutePlanResponseReattachableIterator.shutdown = classmethod(lambda cls: None)
+
+
+def _check_reachable(url: str) -> None:
+    """Fail at once, naming the server: a client whose server is not there retries for minutes."""
+    parsed = urlparse(url.replace("sc://", "http://", 1))
+    host, port = parsed.hostname or "localhost", parsed.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as error:
+        raise ConnectionError(
+            f"no Spark Connect server at {host}:{port} (ORDER_TRACKING_SPARK_REMOTE): {error}"
+        ) from None

@@ -8,14 +8,19 @@ or re-merged in.
 
 from dataclasses import dataclass
 
-from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from order_tracking import schema as s
-from order_tracking.tables import ensure_table, retry_on_conflict
+from order_tracking.tables import (
+    as_view,
+    commit_tagged,
+    ensure_table,
+    history,
+    retry_on_conflict,
+    table_ref,
+)
 
-USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 # Writers to order_tracking are serialized, so our commit is the newest or close to it.
 HISTORY_SEARCH_DEPTH = 20
 
@@ -31,22 +36,29 @@ def newer_than(new: str, old: str) -> str:
     return predicate
 
 
-def key_range(staged: DataFrame) -> tuple[str, str] | None:
-    """The smallest and largest tracking_num of the source, or None when it has no rows."""
-    low, high = staged.agg(F.min(s.TRACKING_NUM), F.max(s.TRACKING_NUM)).first()
-    return None if low is None else (low, high)
+@dataclass(frozen=True)
+class SourceSummary:
+    rows: int
+    keys: tuple[str, str] | None  # smallest and largest tracking_num; None without rows
 
 
-def match_condition(keys: tuple[str, str] | None) -> Column:
-    """Same key, and the target's key within the source's smallest and largest key: a target row
-    outside that range cannot match, and the range lets Delta skip every file whose tracking_num
-    statistics lie outside it instead of reading the whole table."""
-    target_key = F.col(f"t.{s.TRACKING_NUM}")
-    on_key = target_key == F.col(f"s.{s.TRACKING_NUM}")
+def summarize_source(staged: DataFrame) -> SourceSummary:
+    """Row count and key range of the MERGE's source, in one pass, taken before the MERGE."""
+    rows, low, high = staged.agg(
+        F.count(F.lit(1)), F.min(s.TRACKING_NUM), F.max(s.TRACKING_NUM)
+    ).first()
+    return SourceSummary(rows, None if low is None else (low, high))
+
+
+def match_condition(keys: tuple[str, str] | None) -> str:
+    """Same key, and the target's key within the source's smallest and largest key (the named
+    parameters :low_key and :high_key): a target row outside that range cannot match, and the
+    range lets Delta skip every file whose tracking_num statistics lie outside it instead of
+    reading the whole table."""
+    on_key = f"t.{s.TRACKING_NUM} = s.{s.TRACKING_NUM}"
     if keys is None:
         return on_key
-    low, high = keys
-    return on_key & target_key.between(F.lit(low), F.lit(high))
+    return f"{on_key} AND t.{s.TRACKING_NUM} BETWEEN :low_key AND :high_key"
 
 
 @dataclass(frozen=True)
@@ -75,7 +87,7 @@ STATS_COLUMNS = (
 )
 
 
-def create_order_tracking_table(spark: SparkSession, path: str) -> DeltaTable:
+def create_order_tracking_table(spark: SparkSession, path: str) -> str:
     """Clustered by tracking_num so a MERGE touches few files; deletion vectors so an update marks
     rows deleted instead of rewriting whole files."""
     return ensure_table(
@@ -92,47 +104,41 @@ def create_order_tracking_table(spark: SparkSession, path: str) -> DeltaTable:
 
 def merge_into_order_tracking(
     spark: SparkSession,
-    target: DeltaTable,
+    target_uri: str,
     staged: DataFrame,
     commit_tag: str,
-    keys: tuple[str, str] | None = None,
+    source: SourceSummary,
 ) -> MergeCounts:
     """Upsert staged rows (at most one per tracking_num) into the target; never deletes.
 
-    `keys`, the source's key range from `key_range`, is taken by the caller before the MERGE
-    starts, so the MERGE itself reads its source once.
+    `source`, from `summarize_source`, is taken by the caller before the MERGE starts, so the
+    MERGE itself reads its source once.
 
     The commit carries `commit_tag` (run id and day) as its userMetadata: lineage for whoever reads
-    the table history, and how the counts are found again without re-counting the source.
+    the table history, and how the MERGE's version is found again.
     """
-    assignments = {c: f"s.{c}" for c in s.ORDER_TRACKING_SCHEMA.fieldNames()}
-    merge = (
-        target.alias("t")
-        .merge(staged.alias("s"), match_condition(keys))
-        .whenMatchedUpdate(condition=newer_than("s", "t"), set=assignments)
-        .whenNotMatchedInsert(values=assignments)
-    )
-    spark.conf.set(USER_METADATA, commit_tag)
-    try:
-        retry_on_conflict(merge.execute)  # a conflicting MERGE committed nothing: safe to redo
-    finally:
-        spark.conf.unset(USER_METADATA)
-    history = target.history(HISTORY_SEARCH_DEPTH)
-    ours = (
-        history.where((F.col("userMetadata") == commit_tag) & (F.col("operation") == "MERGE"))
-        .orderBy(F.desc("version"))
-        .limit(1)
-        .collect()
-    )
-    if not ours:
-        # Delta writes no commit for a MERGE that changes nothing: every source row was stale.
-        version = history.agg(F.max("version")).first()[0]
-        return MergeCounts(source_rows=staged.count(), inserted=0, updated=0, version=version)
-    [commit] = ours
-    metrics = commit["operationMetrics"]
+    columns = s.ORDER_TRACKING_SCHEMA.fieldNames()
+    with as_view(staged) as view, commit_tagged(spark, commit_tag):
+        statement = (
+            f"MERGE INTO {table_ref(target_uri)} t USING {view} s"
+            f" ON {match_condition(source.keys)}"
+            f" WHEN MATCHED AND ({newer_than('s', 't')}) THEN UPDATE SET "
+            + ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
+            + f" WHEN NOT MATCHED THEN INSERT ({', '.join(f'`{c}`' for c in columns)})"
+            f" VALUES ({', '.join(f's.`{c}`' for c in columns)})"
+        )
+        # Keys as parameters, never spliced into the text: a tracking number is arbitrary text.
+        args = dict(zip(("low_key", "high_key"), source.keys)) if source.keys else None
+        # A conflicting MERGE committed nothing: safe to redo. Its result row holds the counts.
+        [counts] = retry_on_conflict(lambda: spark.sql(statement, args=args).collect())
+    recent = history(spark, target_uri, HISTORY_SEARCH_DEPTH).select(
+        "version", "operation", "userMetadata"
+    ).collect()
+    ours = [c.version for c in recent if c.userMetadata == commit_tag and c.operation == "MERGE"]
+    # Delta writes no commit for a MERGE that changes nothing (every source row was stale).
     return MergeCounts(
-        source_rows=int(metrics["numSourceRows"]),
-        inserted=int(metrics["numTargetRowsInserted"]),
-        updated=int(metrics["numTargetRowsUpdated"]),
-        version=commit["version"],
+        source_rows=source.rows,
+        inserted=counts["num_inserted_rows"],
+        updated=counts["num_updated_rows"],
+        version=max(ours) if ours else max(c.version for c in recent),
     )

@@ -462,11 +462,14 @@ def classify_lines(
     )
 
 
+def mark_latest_per_tracking_num(orders: DataFrame, among: Column) -> DataFrame:
+    """Adds `_latest`, true on one row per tracking_num among the rows where `among` holds: the
+    greatest last_update_timestamp, then later landing, then later line."""
+    newest_first = Window.partitionBy(among, s.TRACKING_NUM).orderBy(*[F.desc(c) for c in s.SEQUENCE])
+    return orders.withColumn("_latest", among & (F.row_number().over(newest_first) == 1))
+
+
 def latest_per_tracking_num(orders: DataFrame) -> DataFrame:
     """Keep one row per tracking_num: greatest last_update_timestamp, then later landing, then later line."""
-    newest_first = Window.partitionBy(s.TRACKING_NUM).orderBy(*[F.desc(c) for c in s.SEQUENCE])
-    return (
-        orders.withColumn("_rank", F.row_number().over(newest_first))
-        .where(F.col("_rank") == 1)
-        .drop("_rank")
-    )
+    marked = mark_latest_per_tracking_num(orders, F.lit(True))
+    return marked.where("_latest").drop("_latest")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from order_tracking.resources.spark import local_spark_config
+from order_tracking.engine import local_spark_config
 
 DRIVER = Path(__file__).with_name("driver.py")
 MAX_BLOCK = 1024 * 1024  # DBFS add-block and read limit: 1 MB
