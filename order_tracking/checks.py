@@ -67,12 +67,14 @@ def check_order_tracking(
 
     results = [
         AssetCheckResult(
+            asset_key=tracking_num_is_unique.asset_key,
             check_name=tracking_num_is_unique.name,
             passed=duplicated == 0 and stats["nulls"] == 0,
             severity=AssetCheckSeverity.ERROR,
             metadata=unique_metadata,
         ),
         AssetCheckResult(
+            asset_key=status_is_known.asset_key,
             check_name=status_is_known.name,
             passed=stats["unknown_status"] == 0,
             severity=AssetCheckSeverity.WARN,
@@ -95,6 +97,7 @@ def check_no_quarantined_rows(reports: dict[str, StagingReport]) -> AssetCheckRe
         sample = [row for day in quarantined for row in reports[day].quarantine_sample]
         metadata["sample"] = MetadataValue.json(sample[:SAMPLE_SIZE])
     return AssetCheckResult(
+        asset_key=partition_has_no_quarantined_rows.asset_key,
         check_name=partition_has_no_quarantined_rows.name,
         passed=not quarantined,
         severity=AssetCheckSeverity.WARN,

@@ -1,11 +1,6 @@
 from dagster import Definitions, in_process_executor, map_asset_specs, with_source_code_references
 
-from order_tracking.assets import (
-    order_tracking,
-    order_tracking_layout,
-    raw_order_files,
-    staged_orders,
-)
+from order_tracking.assets import order_tracking_layout, order_tracking_pipeline
 from order_tracking.environment import (
     Environment,
     current_environment,
@@ -18,9 +13,7 @@ from order_tracking.sensors import build_order_files_sensor
 
 environment = current_environment()
 
-assets = with_source_code_references(
-    [raw_order_files, staged_orders, order_tracking, order_tracking_layout]
-)
+assets = with_source_code_references([order_tracking_pipeline, order_tracking_layout])
 if environment is Environment.DATABRICKS:
     # The graph shows where the steps run; the asset code does not know (nor need to).
     assets = map_asset_specs(lambda spec: spec.merge_attributes(kinds={"databricks"}), assets)
@@ -31,7 +24,7 @@ defs = Definitions(
     schedules=[build_layout_schedule(layout_schedule_status(environment))],
     sensors=[build_order_files_sensor(*sensor_settings(environment))],
     resources=resources_for(environment),
-    # The three steps of a run are a chain: running them in one process shares one Spark session
-    # instead of starting a JVM per step. (Remote steps still go through the step launcher.)
+    # A run's steps share the process and its one Spark session. (A step on Databricks still goes
+    # through the step launcher.)
     executor=in_process_executor,
 )

@@ -1,10 +1,10 @@
 from dagster import DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
-from order_tracking.assets import order_tracking, order_tracking_layout, raw_order_files, staged_orders
+from order_tracking.assets import order_tracking_layout, order_tracking_pipeline
 
 order_tracking_job = define_asset_job(
     "order_tracking_job",
-    selection=[raw_order_files, staged_orders, order_tracking],
+    selection=[order_tracking_pipeline],
     description="Land, stage and merge one day of order files.",
 )
 

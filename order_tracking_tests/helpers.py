@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dagster import materialize
+from dagster import AssetKey, AssetMaterialization, materialize
 from pyspark.sql import functions as F
 
-from order_tracking.assets import order_tracking, raw_order_files, staged_orders
+from order_tracking.assets import order_tracking_pipeline
 from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
 from order_tracking.transforms.parse import (
     RawFile,
@@ -23,7 +23,21 @@ from order_tracking.transforms.parse import (
 HEADER = "order_num,tracking_num,pck_recieved_date,package_deliver_date,status,address,last_update_timestamp"
 BUSINESS_COLUMNS = HEADER.split(",")
 GOOD_LINE = "1000,TRK1000,2023-01-05,2023-01-07,In Transit,1 Main St,2023-01-05 10:00:00"
-PIPELINE = [raw_order_files, staged_orders, order_tracking]
+PIPELINE = [order_tracking_pipeline]
+
+
+def materialize_selected(names: list[str], **kwargs):
+    """Materialize some of the day's three assets (the pipeline step does only their part)."""
+    return materialize(PIPELINE, selection=names, **kwargs)
+
+
+def materializations(result, asset: str) -> list[AssetMaterialization]:
+    """The run's materializations of one asset (one per day of a range run)."""
+    return [
+        event.step_materialization_data.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == AssetKey(asset)
+    ]
 
 
 def land(folder: Path, name: str, content: bytes | str, landed_at: datetime | None = None) -> Path:

@@ -7,7 +7,7 @@ from itertools import accumulate
 
 from dagster import materialize
 
-from order_tracking.assets import order_tracking_layout, raw_order_files, staged_orders
+from order_tracking.assets import order_tracking_layout
 from order_tracking.sample_data import sample_files
 from order_tracking_tests.helpers import (
     GOOD_LINE,
@@ -16,17 +16,19 @@ from order_tracking_tests.helpers import (
     at,
     business_rows,
     land,
+    materializations,
+    materialize_selected,
     run_days,
     run_range,
     sample_days_oracle,
     stray_quotes_day,
 )
 
-STAGING = [raw_order_files, staged_orders]
+STAGING = ["raw_order_files", "staged_orders"]
 
 
 def metadata(result, asset):
-    [materialization] = result.asset_materializations_for_node(asset)
+    [materialization] = materializations(result, asset)
     return {k: v.value for k, v in materialization.metadata.items()}
 
 
@@ -42,7 +44,7 @@ def test_sample_day_is_staged_with_duplicates_collapsed(spark, local_resources, 
     day5 = sample_files()[4]
     land(landing_dir, day5.name, day5.read_bytes(), at(5))
 
-    result = materialize(STAGING, partition_key="2023-01-05", resources=local_resources)
+    result = materialize_selected(STAGING, partition_key="2023-01-05", resources=local_resources)
 
     staged = metadata(result, "staged_orders")
     # 24 data lines; TRK1017 appears twice in the file (an old and a new row).
@@ -60,7 +62,7 @@ def test_quarantined_lines_land_in_the_quarantine_table_and_warn(spark, local_re
     bad = GOOD_LINE.replace("1000,", "oops,", 1)
     land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{GOOD_LINE}\n{bad}\n")
 
-    result = materialize(STAGING, partition_key="2023-01-05", resources=local_resources)
+    result = materialize_selected(STAGING, partition_key="2023-01-05", resources=local_resources)
 
     assert metadata(result, "staged_orders")["rows_quarantined"] == 1
     [row] = table(spark, lakehouse_dir, "quarantined_orders").collect()
@@ -95,7 +97,7 @@ def test_a_line_that_is_not_utf8_is_reported_as_text(spark, local_resources, lan
     bad = GOOD_LINE.replace("TRK1000", "TRK1001").replace("1 Main St", "Stra\xdfe 5").encode("latin-1")
     land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{GOOD_LINE}\n".encode() + bad + b"\n")
 
-    result = materialize(STAGING, partition_key="2023-01-05", resources=local_resources)
+    result = materialize_selected(STAGING, partition_key="2023-01-05", resources=local_resources)
 
     check = checks(result)["partition_has_no_quarantined_rows"]
     [sample] = check.metadata["sample"].value
@@ -108,7 +110,7 @@ def test_restaging_replaces_exactly_its_partition(spark, local_resources, landin
     land(landing_dir, "orders_2023_01_04.csv", f"{HEADER}\n{GOOD_LINE.replace('TRK1000', 'TRK4')}\n")
     land(landing_dir, "orders_2023_01_05.csv", f"{HEADER}\n{GOOD_LINE}\n")
     for day in ["2023-01-04", "2023-01-05", "2023-01-05"]:
-        assert materialize(STAGING, partition_key=day, resources=local_resources).success
+        assert materialize_selected(STAGING, partition_key=day, resources=local_resources).success
 
     staged = table(spark, lakehouse_dir, "staged_orders")
     assert sorted((str(r._partition_date), r.tracking_num) for r in staged.collect()) == [
@@ -141,7 +143,7 @@ def test_known_statuses_are_configurable(spark, local_resources, landing_dir):
         PIPELINE,
         partition_key="2023-01-05",
         resources=local_resources,
-        run_config={"ops": {"order_tracking": {"config": {"known_statuses": ["Lost at sea"]}}}},
+        run_config={"ops": {"order_tracking_pipeline": {"config": {"known_statuses": ["Lost at sea"]}}}},
     )
     assert checks(result)["status_is_known"].passed
 
@@ -166,7 +168,7 @@ def test_one_run_over_a_range_gives_each_day_its_own_materialization(spark, loca
 
     days = ["2023-01-01", "2023-01-02", "2023-01-03"]
     by_day = {
-        asset: {m.partition: {k: v.value for k, v in m.metadata.items()} for m in result.asset_materializations_for_node(asset)}
+        asset: {m.partition: {k: v.value for k, v in m.metadata.items()} for m in materializations(result, asset)}
         for asset in ("raw_order_files", "staged_orders", "order_tracking")
     }
     assert all(sorted(materializations) == days for materializations in by_day.values())

@@ -1,8 +1,8 @@
 """Runs started together (a backfill plus sensor runs, or the same day twice): no lost update, no
 duplicate.
 
-- Dagster pools: with the instance configuration we ship (dagster.yaml), the steps that write the
-  raw zone and order_tracking wait for their pool's single slot.
+- Dagster pools: with the instance configuration we ship (dagster.yaml), the pipeline step (raw
+  zone, staging and order_tracking) waits for its pool's single slot.
 - Writers that meet anyway are safe: a pool is only as strict as the instance storage (on SQLite
   two claims can race; see the README), staged days are written side by side, and an instance
   may lack the pool limits. A Delta commit that loses a race is retried on the new version, the
@@ -20,7 +20,7 @@ from dagster import DagsterEventType, DagsterInstance, materialize
 from pyspark.sql import functions as F
 
 from order_tracking import schema as s
-from order_tracking.assets.raw import RAW_ZONE_WRITER_POOL
+from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
 from order_tracking.resources.lakehouse import ORDER_TRACKING, RAW_FILE_LEDGER, Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sample_data import land_sample_files
@@ -37,6 +37,7 @@ from order_tracking_tests.helpers import (
 )
 
 SHIPPED_INSTANCE_CONFIG = Path(__file__).parents[1] / "dagster.yaml"
+STEP = "order_tracking_pipeline"
 
 
 def test_runs_started_together_without_a_pool_record_and_merge_each_file_once(
@@ -66,32 +67,32 @@ def test_runs_started_together_without_a_pool_record_and_merge_each_file_once(
 
 
 def test_a_pooled_step_waits_for_its_pool_slot(local_resources, landing_dir, tmp_path):
-    """With the shipped instance configuration, raw_order_files does not start while another
-    run holds the raw_zone_writer slot, and starts once it is released."""
+    """With the shipped instance configuration, the pipeline step does not start while another
+    run holds the order_tracking_writer slot, and starts once it is released."""
     home = instance_home(tmp_path)
     land_sample_files(landing_dir)
     with DagsterInstance.from_config(str(home)) as instance:
         storage = instance.event_log_storage
-        storage.initialize_concurrency_limit_to_default(RAW_ZONE_WRITER_POOL)
-        assert storage.get_concurrency_info(RAW_ZONE_WRITER_POOL).slot_count == 1  # dagster.yaml
-        storage.claim_concurrency_slot(RAW_ZONE_WRITER_POOL, "another-run", "raw_order_files")
+        storage.initialize_concurrency_limit_to_default(ORDER_TRACKING_WRITER_POOL)
+        assert storage.get_concurrency_info(ORDER_TRACKING_WRITER_POOL).slot_count == 1  # dagster.yaml
+        storage.claim_concurrency_slot(ORDER_TRACKING_WRITER_POOL, "another-run", STEP)
 
         with ThreadPoolExecutor(1) as pool:
             waiting = pool.submit(
                 materialize, PIPELINE, partition_key="2023-01-01", resources=local_resources,
                 instance=instance,
             )  # fmt: skip
-            while storage.get_concurrency_info(RAW_ZONE_WRITER_POOL).pending_step_count == 0:
+            while storage.get_concurrency_info(ORDER_TRACKING_WRITER_POOL).pending_step_count == 0:
                 assert not waiting.done(), waiting.result()
                 time.sleep(0.2)
             [run] = instance.get_runs()
-            assert not started(instance, run.run_id, "raw_order_files")
+            assert not started(instance, run.run_id, STEP)
             released = time.time()
             storage.free_concurrency_slots_for_run("another-run")
             result = waiting.result()
 
         assert result.success
-        assert started(instance, run.run_id, "raw_order_files") >= released
+        assert started(instance, run.run_id, STEP) >= released
 
 
 def instance_home(tmp_path: Path) -> Path:

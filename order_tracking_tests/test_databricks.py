@@ -2,8 +2,10 @@
 
 Runs go through the `dagster` CLI in the databricks environment, as an operator would start them;
 the stand-in (order_tracking_tests/databricks_standin) executes each submitted step with local
-Spark + Delta. Most runs use the stand-in's all-purpose cluster (one warm Spark driver that task
-processes attach to, as on Databricks); one test uses a new job cluster per step, the default.
+Spark + Delta on a classic session, as a cluster gives a step. The sample days run on new job
+clusters, the default (one per Dagster run: the day's three assets are one step); the other tests
+use the stand-in's all-purpose cluster (one warm Spark driver that task processes attach to, as on
+Databricks), the existing-cluster option.
 Not exercised here: a real workspace, GCS-backed Delta on a cluster (the lakehouse is a folder).
 """
 
@@ -34,13 +36,14 @@ from order_tracking_tests.databricks_standin.operator import DAGSTER, materializ
 from order_tracking_tests.helpers import business_rows, sample_days_oracle
 from order_tracking_tests.test_end_to_end import DAYS as SAMPLE_DAYS
 
-# Three of the five sample days: each step is a Databricks run (a new process on the stand-in).
+# Three of the five sample days: each Dagster run is one Databricks run (a new job cluster).
 DAYS = SAMPLE_DAYS[:3]
 RUNS = [DAYS[0], f"{DAYS[1]}...{DAYS[2]}"]
 TOKEN = "dapi-standin-0123456789abcdef"
 SECRET = "s3cr3t-value-from-the-scope"
 SCOPE, SECRET_KEY = "order-tracking", "partner-api-key"
 CLUSTER = "0101-000000-standin"
+POOL = "0101-000000-pool-standin"
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +71,14 @@ def runs_of(env: dict) -> list:
 
 @pytest.fixture(scope="module")
 def sample_days(standin, tmp_path_factory):
-    """The first sample days on the all-purpose cluster, with a secret exported from the scope on
-    every step: day 1 as a daily run, days 2-3 as one range run (as a backfill runs them)."""
+    """The first sample days on new job clusters (the default), with a secret exported from the
+    scope on the cluster: day 1 as a daily run, days 2-3 as one range run (as a backfill runs
+    them)."""
     root = tmp_path_factory.mktemp("sample_days")
     land_sample_files(root / "landing")
     env = databricks_env(
         standin,
         root,
-        ORDER_TRACKING_DATABRICKS_CLUSTER_ID=CLUSTER,
         ORDER_TRACKING_DATABRICKS_SECRET_SCOPE=SCOPE,
         ORDER_TRACKING_DATABRICKS_SECRETS=f"PARTNER_API_KEY={SECRET_KEY}",
     )
@@ -97,11 +100,13 @@ def test_sample_days_give_the_local_result(sample_days, spark):
     assert remaining == [p.name for p in sample_files()[len(DAYS):]]
 
 
-def test_each_step_ran_as_one_databricks_run(sample_days):
+def test_each_dagster_run_starts_one_cluster(sample_days):
+    """A daily run and a range run: one Databricks run each, on one new job cluster each (it was
+    three, one per asset)."""
     _, _, _, runs = sample_days
-    assert len(runs) == 3 * len(RUNS)  # a range run is one Databricks run per step too
+    assert len(runs) == len(RUNS)
     assert {(r.life_cycle_state, r.result_state) for r in runs} == {("TERMINATED", "SUCCESS")}
-    assert {r.task["existing_cluster_id"] for r in runs} == {CLUSTER}
+    assert all("new_cluster" in r.task and "existing_cluster_id" not in r.task for r in runs)
 
 
 def test_materializations_and_checks_arrive_in_the_local_instance(sample_days):
@@ -130,7 +135,7 @@ def test_materializations_and_checks_arrive_in_the_local_instance(sample_days):
         assert checks["tracking_num_is_unique"] is True
         # The remote step's own events, replayed here: their process is not this run's.
         step_pids = {e.pid for e in events if e.event_type == DagsterEventType.STEP_START}
-        assert len(step_pids) == 3
+        assert len(step_pids) == 1
     # Every asset and day has its own materialization, with its own numbers, range run included.
     assert set(by_asset_and_day) == {
         (asset, day) for asset in ("raw_order_files", "staged_orders", "order_tracking") for day in DAYS
@@ -169,7 +174,7 @@ def test_the_launcher_needs_only_the_emulated_endpoints(sample_days, standin):
 
 
 def test_a_failure_inside_the_remote_step_fails_the_step_with_its_traceback(standin, tmp_path):
-    """On a new job cluster (the default): the lakehouse path runs through a file."""
+    """On a new job cluster from an instance pool: the lakehouse path runs through a file."""
     land_sample_files(tmp_path / "landing")
     (tmp_path / "not_a_folder").write_text("")
     env = databricks_env(
@@ -177,6 +182,7 @@ def test_a_failure_inside_the_remote_step_fails_the_step_with_its_traceback(stan
         tmp_path,
         ORDER_TRACKING_LAKEHOUSE_URI=str(tmp_path / "not_a_folder" / "lakehouse"),
         ORDER_TRACKING_DATABRICKS_SERVICE_ACCOUNT="orders@project.iam.gserviceaccount.com",
+        ORDER_TRACKING_DATABRICKS_INSTANCE_POOL_ID=POOL,
     )
     completed = materialize(env, "2023-01-01", select="raw_order_files")
     assert completed.returncode != 0
@@ -195,6 +201,8 @@ def test_a_failure_inside_the_remote_step_fails_the_step_with_its_traceback(stan
 
     submitted = list(standin.runs.values())[-1].task
     assert submitted["new_cluster"]["spark_version"] == DBR_17_LTS
+    assert submitted["new_cluster"]["instance_pool_id"] == POOL
+    assert "node_type_id" not in submitted["new_cluster"]  # the pool's
     assert submitted["new_cluster"]["gcp_attributes"] == {
         "google_service_account": "orders@project.iam.gserviceaccount.com"
     }
@@ -246,6 +254,11 @@ def test_an_interrupted_run_is_cancelled_on_databricks(standin, tmp_path):
     output = process.communicate(timeout=120)[0].decode()
     assert process.returncode != 0
     [run] = [r for r in standin.runs.values() if r.run_id not in known]
+    # The cancel request is in before the run exits; the stand-in records the final state once
+    # the cancelled process has stopped.
+    deadline = time.monotonic() + 30
+    while run.result_state is None and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert run.result_state == "CANCELED", output[-3000:]
     assert run.process.wait(timeout=30) is not None
 
@@ -305,7 +318,7 @@ def test_databricks_definitions_load_and_plan_with_documented_variables_only(var
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     if variables == "documented":
-        assert "['order_tracking', 'raw_order_files', 'staged_orders']" in completed.stdout
+        assert "['order_tracking_pipeline']" in completed.stdout
     else:  # Dagit shows where the steps run
         assert completed.stdout.strip().splitlines()[-1] == str([
             ("order_tracking", ["databricks", "delta", "spark"]),

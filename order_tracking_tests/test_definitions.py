@@ -37,11 +37,17 @@ def test_kinds_say_what_each_asset_touches_locally():
     }  # "databricks" is added in the databricks environment (test_databricks.py)
 
 
-def test_raw_zone_and_order_tracking_writes_are_serialized_by_pools():
-    assert defs.resolve_assets_def("order_tracking").op.pool == "order_tracking_writer"
-    assert defs.resolve_assets_def("raw_order_files").op.pool == "raw_zone_writer"
-    # Compaction rewrites the files a MERGE updates: it takes turns with the MERGEs.
+def test_the_three_assets_are_one_step_in_the_writers_pool():
+    """One step per run (on Databricks one cluster per run); any subset of the three can run."""
+    pipeline = {defs.resolve_assets_def(name) for name in ASSETS}
+    assert len(pipeline) == 1
+    [step] = pipeline
+    assert step.can_subset
+    assert step.op.pool == "order_tracking_writer"
+    # Compaction rewrites the files a MERGE updates: it takes turns with the pipeline.
     assert defs.resolve_assets_def(LAYOUT).op.pool == "order_tracking_writer"
+    checks = {key.name for key in step.check_keys}
+    assert checks == {"partition_has_no_quarantined_rows", "tracking_num_is_unique", "status_is_known"}
 
 
 def test_compaction_is_a_daily_schedule_of_its_own_unpartitioned_asset():

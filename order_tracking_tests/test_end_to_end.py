@@ -4,7 +4,7 @@ import csv
 from pathlib import Path
 
 from order_tracking.sample_data import land_sample_files
-from order_tracking_tests.helpers import business_rows, run_days, sample_days_oracle
+from order_tracking_tests.helpers import business_rows, materializations, run_days, sample_days_oracle
 
 EXPECTED = Path(__file__).parent / "expected" / "order_tracking_after_sample_days.csv"
 DAYS = ["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05"]
@@ -34,7 +34,7 @@ def test_sample_days_give_the_expected_table(spark, local_resources, landing_dir
 
     merges = []
     for result in results:
-        [m] = result.asset_materializations_for_node("order_tracking")
+        [m] = materializations(result, "order_tracking")
         merges.append(tuple(m.metadata[k].value for k in ("inserted", "updated", "skipped_as_stale")))
     assert merges == [(20, 0, 0), (1, 20, 0), (0, 6, 0), (1, 21, 0), (1, 22, 0)]
     assert list(landing_dir.iterdir()) == []

@@ -7,20 +7,17 @@ import hashlib
 
 import pytest
 
-from dagster import materialize
-
-from order_tracking.assets import raw_order_files
 from order_tracking.raw_zone import raw_path
 from order_tracking.tables import latest_version
-from order_tracking_tests.helpers import HEADER, GOOD_LINE, at, land
+from order_tracking_tests.helpers import GOOD_LINE, HEADER, at, land, materializations, materialize_selected
 
 DAY = "2023-01-05"
 
 
 def run(resources):
-    result = materialize([raw_order_files], partition_key=DAY, resources=resources)
+    result = materialize_selected(["raw_order_files"], partition_key=DAY, resources=resources)
     assert result.success
-    [materialization] = result.asset_materializations_for_node("raw_order_files")
+    [materialization] = materializations(result, "raw_order_files")
     return {k: v.value for k, v in materialization.metadata.items()}
 
 

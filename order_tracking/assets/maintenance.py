@@ -1,21 +1,23 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from order_tracking.assets.common import OWNERSHIP
-from order_tracking.assets.target import ORDER_TRACKING_WRITER_POOL, order_tracking
+from order_tracking.assets.common import OWNERS, RESOURCE_KEYS
+from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
+from order_tracking.assets.target import TRACKING
 from order_tracking.maintenance import compact
 from order_tracking.resources.lakehouse import ORDER_TRACKING
 from order_tracking.transforms.merge import create_order_tracking_table
 
 
 @asset(
-    deps=[order_tracking],
+    deps=[TRACKING],
     kinds={"spark", "delta"},
     # OPTIMIZE rewrites the files the daily MERGE updates: taking turns with it in the writers'
     # pool avoids a conflict that one of the two would have to retry.
     pool=ORDER_TRACKING_WRITER_POOL,
     # Not the pipeline's group: it is not partitioned and not part of a day's run.
     group_name="order_tracking_maintenance",
-    **OWNERSHIP,
+    owners=OWNERS,
+    required_resource_keys=RESOURCE_KEYS,
 )
 def order_tracking_layout(context: AssetExecutionContext) -> MaterializeResult:
     """order_tracking's files compacted and clustered by tracking_num (Delta OPTIMIZE); no row changes."""

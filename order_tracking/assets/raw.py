@@ -1,19 +1,19 @@
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue
 
-from order_tracking.assets.common import ASSET_DEFAULTS
 from order_tracking.partitions import is_order_file
 from order_tracking.raw_zone import files_of_partition, ingest_partition
 from order_tracking.resources.lakehouse import RAW_FILE_LEDGER
 
+RAW_ORDER_FILES = AssetKey("raw_order_files")
 
-# One step at a time across all runs (limit in dagster.yaml): two runs of the same day would
-# otherwise both copy and record the same landed file.
-RAW_ZONE_WRITER_POOL = "raw_zone_writer"
+raw_order_files_spec = AssetSpec(
+    RAW_ORDER_FILES,
+    description="The day's landed order files, moved byte for byte into the raw zone and recorded in a ledger.",
+    kinds={"gcs", "spark", "delta"},
+)
 
 
-@asset(kinds={"gcs", "spark", "delta"}, pool=RAW_ZONE_WRITER_POOL, **ASSET_DEFAULTS)
-def raw_order_files(context: AssetExecutionContext) -> MaterializeResult:
-    """The day's landed order files, moved byte for byte into the raw zone and recorded in a ledger."""
+def materialize_raw_order_files(context: AssetExecutionContext) -> MaterializeResult:
     landing, lakehouse = context.resources.landing, context.resources.lakehouse
     spark = context.resources.pyspark.spark_session
 
@@ -50,12 +50,14 @@ def raw_order_files(context: AssetExecutionContext) -> MaterializeResult:
                     or "(no new files)"
                 ),
             },
+            asset_key=RAW_ORDER_FILES,
             partition_key=day,
         )
 
     return MaterializeResult(
+        asset_key=RAW_ORDER_FILES,
         metadata={
             "landing": MetadataValue.path(landing.location),
             "ledger": MetadataValue.path(lakehouse.table_uri(RAW_FILE_LEDGER)),
-        }
+        },
     )

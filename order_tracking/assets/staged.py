@@ -1,18 +1,27 @@
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
     TableColumn,
     TableSchema,
-    asset,
 )
 
 from order_tracking import schema as s
-from order_tracking.assets.common import ASSET_DEFAULTS
-from order_tracking.assets.raw import raw_order_files
-from order_tracking.checks import check_no_quarantined_rows, partition_has_no_quarantined_rows
+from order_tracking.assets.raw import RAW_ORDER_FILES
+from order_tracking.checks import check_no_quarantined_rows
 from order_tracking.resources.lakehouse import QUARANTINED_ORDERS, STAGED_ORDERS
 from order_tracking.steps import stage_partition
+
+STAGED = AssetKey(STAGED_ORDERS)
+
+staged_orders_spec = AssetSpec(
+    STAGED,
+    deps=[RAW_ORDER_FILES],
+    description="Every raw file of the day parsed and typed; bad lines quarantined; one row per tracking_num.",
+    kinds={"spark", "delta"},
+)
 
 
 def table_schema(struct) -> TableSchema:
@@ -21,14 +30,7 @@ def table_schema(struct) -> TableSchema:
     )
 
 
-@asset(
-    deps=[raw_order_files],
-    kinds={"spark", "delta"},
-    check_specs=[partition_has_no_quarantined_rows],
-    **ASSET_DEFAULTS,
-)
-def staged_orders(context: AssetExecutionContext) -> MaterializeResult:
-    """Every raw file of the day parsed and typed; bad lines quarantined; one row per tracking_num."""
+def materialize_staged_orders(context: AssetExecutionContext) -> MaterializeResult:
     lakehouse = context.resources.lakehouse
     spark = context.resources.pyspark.spark_session
     reports = {}
@@ -44,9 +46,11 @@ def staged_orders(context: AssetExecutionContext) -> MaterializeResult:
                 "rows_quarantined": report.rows_quarantined,
                 "blank_lines_skipped": report.blank_lines,
             },
+            asset_key=STAGED,
             partition_key=day,
         )
     return MaterializeResult(
+        asset_key=STAGED,
         metadata={
             "dagster/column_schema": table_schema(s.STAGED_SCHEMA),
             "table": MetadataValue.path(lakehouse.table_uri(STAGED_ORDERS)),

@@ -1,31 +1,29 @@
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, MetadataValue
 
 from order_tracking import schema as s
-from order_tracking.assets.common import ASSET_DEFAULTS
-from order_tracking.assets.staged import staged_orders, table_schema
-from order_tracking.checks import check_order_tracking, status_is_known, tracking_num_is_unique
+from order_tracking.assets.staged import STAGED, table_schema
+from order_tracking.checks import check_order_tracking
 from order_tracking.faults import crash_point
 from order_tracking.resources.lakehouse import ORDER_TRACKING
 from order_tracking.steps import merge_partition
 
-# Dagster runs at most one step of this pool at a time (limit set in dagster.yaml): two MERGEs
-# into one Delta table would only conflict and retry.
-ORDER_TRACKING_WRITER_POOL = "order_tracking_writer"
+TRACKING = AssetKey(ORDER_TRACKING)
+
+order_tracking_spec = AssetSpec(
+    TRACKING,
+    deps=[STAGED],
+    description="One row per tracking_num: the newest status ever received, merged in day by day.",
+    kinds={"spark", "delta"},
+)
 
 
 class OrderTrackingConfig(Config):
     known_statuses: list[str] = list(s.KNOWN_STATUSES)
 
 
-@asset(
-    deps=[staged_orders],
-    kinds={"spark", "delta"},
-    check_specs=[tracking_num_is_unique, status_is_known],
-    pool=ORDER_TRACKING_WRITER_POOL,
-    **ASSET_DEFAULTS,
-)
-def order_tracking(context: AssetExecutionContext, config: OrderTrackingConfig) -> MaterializeResult:
-    """One row per tracking_num: the newest status ever received, merged in day by day."""
+def materialize_order_tracking(
+    context: AssetExecutionContext, config: OrderTrackingConfig
+) -> MaterializeResult:
     crash_point("before_merge")
     lakehouse = context.resources.lakehouse
     spark = context.resources.pyspark.spark_session
@@ -50,10 +48,12 @@ def order_tracking(context: AssetExecutionContext, config: OrderTrackingConfig) 
                 "source_rows": counts.source_rows,
                 "delta_version": counts.version,
             },
+            asset_key=TRACKING,
             partition_key=day,
         )
         rows_after -= counts.inserted
     return MaterializeResult(
+        asset_key=TRACKING,
         metadata={
             "dagster/column_schema": table_schema(s.ORDER_TRACKING_SCHEMA),
             "table": MetadataValue.path(lakehouse.table_uri(ORDER_TRACKING)),
