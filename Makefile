@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-thorough screenshot dev bench bench-pieces bench-maintenance bench-gcs bench-backfill bench-large clean
+.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-thorough screenshot dev bench bench-pieces bench-maintenance bench-jobs bench-gcs bench-backfill bench-large clean
 
 install: $(VENV)/.installed
 
@@ -75,6 +75,10 @@ bench: jars
 # Where our time goes: each piece of staging and the MERGE timed alone in one warm session.
 bench-pieces: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/profile_pieces.py --scale $(SCALE)
+
+# Spark jobs per asset for each sample day, each asset alone and as the run's one step.
+bench-jobs: jars
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/spark_jobs.py
 
 # Daily MERGEs fragment order_tracking; the probe MERGE before and after compacting it.
 bench-maintenance: jars

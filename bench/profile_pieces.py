@@ -81,12 +81,10 @@ def main() -> None:
         timed("text read (noop)", lambda: noop(spark.read.text(files[0].uri)))
         timed("numbered lines (noop)", lambda: noop(parse.read_numbered_lines(spark, files)))
         timed(
-            "numbered + multi-line pass, with its check",
-            lambda: noop(
-                parse.join_quoted_records(spark, parse.read_numbered_lines(spark, files), headers)
-            ),
+            "records: numbered lines, multi-line records joined, with its check",
+            lambda: noop(parse.read_records(spark, files, headers)),
         )
-        lines = parse.join_quoted_records(spark, parse.read_numbered_lines(spark, files), headers)
+        lines = parse.read_records(spark, files, headers)
         classified = parse.classify_lines(spark, lines, headers, DAY_KEY)
         timed("classify_lines (noop)", lambda: noop(classified))
         timed("stage_partition", lambda: stage_partition(spark, lakehouse, DAY_KEY, "pieces"))

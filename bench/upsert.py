@@ -238,12 +238,13 @@ class Ours:
         ingest_partition(
             self.spark, landing, lakehouse, lakehouse.table_uri(RAW_FILE_LEDGER), DAY_KEY, waiting, "bench"
         )
-        stage_partition(self.spark, lakehouse, DAY_KEY, "bench")
+        # As in a run's step: the MERGE takes the staged day's summary from the staging.
+        self.staged_now = stage_partition(self.spark, lakehouse, DAY_KEY, "bench").staged
 
     def merge(self, target: str) -> None:
         from order_tracking.steps import merge_partition
 
-        merge_partition(self.spark, self._lakehouse(target), DAY_KEY, "bench")
+        merge_partition(self.spark, self._lakehouse(target), DAY_KEY, "bench", self.staged_now)
 
 
 CONTENDERS = {"A": OldNotebooks, "B": PlainMerge, "C": Ours}

@@ -22,6 +22,7 @@ from order_tracking.resources.lakehouse import (
 from order_tracking.tables import ensure_table, retry_on_conflict, table_ref
 from order_tracking.transforms.merge import (
     MergeCounts,
+    SourceSummary,
     create_order_tracking_table,
     merge_into_order_tracking,
     summarize_source,
@@ -30,9 +31,8 @@ from order_tracking.transforms.parse import (
     RawFile,
     classify_lines,
     file_headers,
-    join_quoted_records,
     mark_latest_per_tracking_num,
-    read_numbered_lines,
+    read_records,
 )
 
 SAMPLE_SIZE = 5
@@ -46,6 +46,9 @@ class StagingReport:
     blank_lines: int
     rows_quarantined: int
     rows_staged: int
+    # The staged rows' smallest and largest tracking_num (None without rows): with rows_staged,
+    # the MERGE's source summary, so the MERGE need not read the day back to find it.
+    staged_keys: tuple[str, str] | None = None
     # Only filled when something was quarantined: the commonest reasons and the first lines.
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     quarantine_sample: list[dict] = field(default_factory=list)
@@ -53,6 +56,10 @@ class StagingReport:
     @property
     def duplicates_collapsed(self) -> int:
         return self.rows_read - self.rows_quarantined - self.rows_staged
+
+    @property
+    def staged(self) -> SourceSummary:
+        return SourceSummary(self.rows_staged, self.staged_keys)
 
 
 # staged_orders is read a whole day at a time, found by its partition: column statistics would
@@ -96,8 +103,8 @@ def stage_partition(
     ledger = read_ledger(spark, lakehouse.table_uri(RAW_FILE_LEDGER), partition_key)
     files = [RawFile(lakehouse.uri_of(e.raw_path), e.raw_path, e.landed_at) for e in ledger]
     headers = file_headers(spark, files)
-    lines = join_quoted_records(spark, read_numbered_lines(spark, files), headers)
-    classified = classify_lines(spark, lines, headers, partition_key)
+    records = read_records(spark, files, headers)
+    classified = classify_lines(spark, records, headers, partition_key)
     is_valid = F.col("reason").isNull() & ~F.col("_blank")
     # Counted while the staged rows are written, in the same pass over the files: no cache of
     # the parsed day (on disk it cost more than the parse; in memory a 1 GiB file ran a 1 GiB
@@ -114,6 +121,8 @@ def stage_partition(
             F.count_if(F.col("_blank")).alias("blank"),
             F.count_if(F.col("reason").isNotNull()).alias("quarantined"),
             F.count_if("_latest").alias("staged"),
+            F.min(F.when(F.col("_latest"), F.col(s.TRACKING_NUM))).alias("low_key"),
+            F.max(F.when(F.col("_latest"), F.col(s.TRACKING_NUM))).alias("high_key"),
         )
         .where("_latest")
         .select(
@@ -149,6 +158,7 @@ def stage_partition(
         blank_lines=counts["blank"],
         rows_quarantined=counts["quarantined"],
         rows_staged=counts["staged"],
+        staged_keys=None if counts["low_key"] is None else (counts["low_key"], counts["high_key"]),
         quarantine_reasons=reasons,
         quarantine_sample=sample,
     )
@@ -179,9 +189,19 @@ def _quarantine_summary(
 
 
 def merge_partition(
-    spark: SparkSession, lakehouse: Lakehouse, partition_key: str, run_id: str
+    spark: SparkSession,
+    lakehouse: Lakehouse,
+    partition_key: str,
+    run_id: str,
+    staged_now: SourceSummary | None = None,
 ) -> MergeCounts:
-    """Upsert the day's staged rows into order_tracking; returns what the MERGE did."""
+    """Upsert the day's staged rows into order_tracking; returns what the MERGE did.
+
+    `staged_now` is what this step's staging of the day just wrote (StagingReport.staged): given,
+    the day is not read back to summarize it. The source is then the staged rows within its key
+    range, because the MERGE only matches target rows within that range: a run that restaged the
+    day since (two runs of one day meeting without the pool) may have added keys outside it, and
+    merging those here would insert them a second time. That run merges them itself."""
     target = create_order_tracking_table(spark, lakehouse.table_uri(ORDER_TRACKING))
     staged = (
         spark.read.format("delta")
@@ -189,7 +209,12 @@ def merge_partition(
         .where(F.col(s.PARTITION_DATE) == F.lit(partition_key).cast("date"))
         .select(*s.ORDER_TRACKING_SCHEMA.fieldNames())
     )
-    source = summarize_source(staged)
+    if staged_now is None:
+        source = summarize_source(staged)
+    else:
+        source = staged_now
+        if source.keys:
+            staged = staged.where(F.col(s.TRACKING_NUM).between(*source.keys))
     staged = crash_while_reading(staged, "during_merge")
     # One tag per run and day: a range run commits one MERGE per day, and each must find its own.
     return merge_into_order_tracking(

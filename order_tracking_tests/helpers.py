@@ -16,8 +16,7 @@ from order_tracking.transforms.parse import (
     RawFile,
     classify_lines,
     file_headers,
-    join_quoted_records,
-    read_numbered_lines,
+    read_records,
 )
 
 HEADER = "order_num,tracking_num,pck_recieved_date,package_deliver_date,status,address,last_update_timestamp"
@@ -82,7 +81,7 @@ def classify_files(spark, folder: Path, files: dict[str, bytes | str], partition
         path = land(folder, name, content)
         raw.append(RawFile(str(path), name, at(5, index)))
     headers = file_headers(spark, raw)
-    lines = join_quoted_records(spark, read_numbered_lines(spark, raw), headers)
+    lines = read_records(spark, raw, headers)
     classified = classify_lines(spark, lines, headers, partition)
     # Bytes that are not UTF-8 cannot leave Spark as text: shown with replacement characters.
     rows = classified.withColumn("raw_text", F.make_valid_utf8("raw_text")).collect()
@@ -147,8 +146,8 @@ def materialize_day(spark, landing, lakehouse, day: str) -> None:
     run_id = uuid.uuid4().hex
     waiting = files_of_partition(landing.list_files(), day)
     ingest_partition(spark, landing, lakehouse, lakehouse.table_uri(RAW_FILE_LEDGER), day, waiting, run_id)
-    stage_partition(spark, lakehouse, day, run_id)
-    merge_partition(spark, lakehouse, day, run_id)
+    report = stage_partition(spark, lakehouse, day, run_id)
+    merge_partition(spark, lakehouse, day, run_id, report.staged)
 
 
 # Secret values a deployment may have in its environment. The local run never needs them; they

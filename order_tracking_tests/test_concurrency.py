@@ -20,19 +20,25 @@ from dagster import DagsterEventType, DagsterInstance, materialize
 from pyspark.sql import functions as F
 
 from order_tracking import schema as s
+from order_tracking.raw_zone import files_of_partition, ingest_partition
 from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
 from order_tracking.resources.lakehouse import ORDER_TRACKING, RAW_FILE_LEDGER, Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sample_data import land_sample_files
+from order_tracking.steps import merge_partition, stage_partition
 from order_tracking.transforms.merge import (
     create_order_tracking_table,
     merge_into_order_tracking,
     summarize_source,
 )
 from order_tracking_tests.helpers import (
+    HEADER,
     PIPELINE,
+    at,
     business_rows,
+    land,
     materialize_day,
+    oracle,
     sample_days_oracle,
 )
 
@@ -175,3 +181,44 @@ def test_a_merge_that_loses_the_race_is_retried_on_the_new_version(spark, new_se
     assert any("conflict" in r.getMessage() for r in caplog.records), "the race did not happen"
     [row] = spark.read.format("delta").load(uri).collect()
     assert (row.status, str(row.last_update_timestamp)) == ("Delivered", "2023-01-03 12:00:00")
+
+
+def test_a_merge_given_its_own_staging_ignores_keys_a_later_restage_added(spark, tmp_path):
+    """A run's MERGE takes the staged day's key range from its own staging instead of reading the
+    day back. If another run restages the day in between (two runs of one day without the pool)
+    and adds a key outside that range which the table already holds, the MERGE must leave that
+    key to the other run: merged here it would be inserted a second time, since the MERGE only
+    matches target rows within the range."""
+    landing, lakehouse = LandingZone(uri=str(tmp_path / "landing")), Lakehouse(uri=str(tmp_path / "lakehouse"))
+    ledger = lakehouse.table_uri(RAW_FILE_LEDGER)
+    files = []
+
+    def land_and_ingest(day: str, name: str, lines: list[str], landed_at) -> None:
+        land(tmp_path / "landing", name, "\n".join([HEADER, *lines]) + "\n", landed_at)
+        files.append((name, "\n".join([HEADER, *lines]), landed_at))
+        waiting = files_of_partition(landing.list_files(), day)
+        ingest_partition(spark, landing, lakehouse, ledger, day, waiting, "run")
+
+    land_and_ingest("2023-01-04", "orders_2023_01_04.csv", [
+        "1005,TRK5,2023-01-03,2023-01-09,In Transit,5 Main St,2023-01-04 10:00:00",
+    ], at(4))
+    first = stage_partition(spark, lakehouse, "2023-01-04", "run-4")
+    merge_partition(spark, lakehouse, "2023-01-04", "run-4", first.staged)
+
+    land_and_ingest("2023-01-05", "orders_2023_01_05.csv", [
+        "1001,TRK1,2023-01-04,2023-01-09,In Transit,1 Main St,2023-01-05 09:00:00",
+        "1002,TRK2,2023-01-04,2023-01-09,In Transit,2 Main St,2023-01-05 09:30:00",
+    ], at(5))
+    run_a = stage_partition(spark, lakehouse, "2023-01-05", "run-a")
+    assert run_a.staged.keys == ("TRK1", "TRK2")
+    # Run b lands a late file of the same day (a newer TRK5) and restages the day first.
+    land_and_ingest("2023-01-05", "orders_2023_01_05_late.csv", [
+        "1005,TRK5,2023-01-03,2023-01-09,Delivered,5 Main St,2023-01-05 18:00:00",
+    ], at(5, 20))
+    run_b = stage_partition(spark, lakehouse, "2023-01-05", "run-b")
+
+    merge_partition(spark, lakehouse, "2023-01-05", "run-a", run_a.staged)
+    table = spark.read.format("delta").load(lakehouse.table_uri(ORDER_TRACKING))
+    assert table.where(F.col(s.TRACKING_NUM) == "TRK5").count() == 1
+    merge_partition(spark, lakehouse, "2023-01-05", "run-b", run_b.staged)
+    assert business_rows(table) == oracle(files)

@@ -54,7 +54,10 @@ def order_tracking_pipeline(
     selected = context.selected_asset_keys
     if RAW_ORDER_FILES in selected:
         yield materialize_raw_order_files(context)
+    staged_now = {}
     if STAGED in selected:
-        yield materialize_staged_orders(context)
+        result, reports = materialize_staged_orders(context)
+        staged_now = {day: report.staged for day, report in reports.items()}
+        yield result
     if TRACKING in selected:
-        yield materialize_order_tracking(context, config)
+        yield materialize_order_tracking(context, config, staged_now)

@@ -12,7 +12,7 @@ from order_tracking import schema as s
 from order_tracking.assets.raw import RAW_ORDER_FILES
 from order_tracking.checks import check_no_quarantined_rows
 from order_tracking.resources.lakehouse import QUARANTINED_ORDERS, STAGED_ORDERS
-from order_tracking.steps import stage_partition
+from order_tracking.steps import StagingReport, stage_partition
 
 STAGED = AssetKey(STAGED_ORDERS)
 
@@ -30,7 +30,11 @@ def table_schema(struct) -> TableSchema:
     )
 
 
-def materialize_staged_orders(context: AssetExecutionContext) -> MaterializeResult:
+def materialize_staged_orders(
+    context: AssetExecutionContext,
+) -> tuple[MaterializeResult, dict[str, StagingReport]]:
+    """Stage each day of the run; also returns the days' reports, which the MERGE of the same
+    step uses instead of reading the staged days back."""
     lakehouse = context.resources.lakehouse
     spark = context.resources.pyspark.spark_session
     reports = {}
@@ -49,7 +53,7 @@ def materialize_staged_orders(context: AssetExecutionContext) -> MaterializeResu
             asset_key=STAGED,
             partition_key=day,
         )
-    return MaterializeResult(
+    result = MaterializeResult(
         asset_key=STAGED,
         metadata={
             "dagster/column_schema": table_schema(s.STAGED_SCHEMA),
@@ -58,3 +62,4 @@ def materialize_staged_orders(context: AssetExecutionContext) -> MaterializeResu
         },
         check_results=[check_no_quarantined_rows(reports)],
     )
+    return result, reports

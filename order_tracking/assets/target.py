@@ -6,6 +6,7 @@ from order_tracking.checks import check_order_tracking
 from order_tracking.faults import crash_point
 from order_tracking.resources.lakehouse import ORDER_TRACKING
 from order_tracking.steps import merge_partition
+from order_tracking.transforms.merge import SourceSummary
 
 TRACKING = AssetKey(ORDER_TRACKING)
 
@@ -22,15 +23,20 @@ class OrderTrackingConfig(Config):
 
 
 def materialize_order_tracking(
-    context: AssetExecutionContext, config: OrderTrackingConfig
+    context: AssetExecutionContext,
+    config: OrderTrackingConfig,
+    staged_now: dict[str, SourceSummary] | None = None,
 ) -> MaterializeResult:
+    """MERGE each day of the run. `staged_now`: per day, what this step's staging just wrote (when
+    staged_orders was materialized in the same step)."""
     crash_point("before_merge")
     lakehouse = context.resources.lakehouse
     spark = context.resources.pyspark.spark_session
+    staged = staged_now or {}
     # Day by day, oldest first, so each day's counts are its own; the result is the same in any
     # order (see transforms/merge.py).
     merged = [
-        (day, merge_partition(spark, lakehouse, day, context.run.run_id))
+        (day, merge_partition(spark, lakehouse, day, context.run.run_id, staged.get(day)))
         for day in context.partition_keys
     ]
     table = spark.read.format("delta").load(lakehouse.table_uri(ORDER_TRACKING))

@@ -134,6 +134,21 @@ def _quote_count(text: Column) -> Column:
     return F.length(text) - F.length(F.replace(text, F.lit('"'), F.lit("")))
 
 
+def read_records(spark: SparkSession, files: list[RawFile], headers: list[FileHeader]) -> DataFrame:
+    """Every CSV record of the files, numbered by its first line: the numbered lines, with the
+    lines of a record whose quoted fields hold line breaks joined (join_quoted_records)."""
+    lines = read_numbered_lines(spark, files)
+    # Decided here, in one cheap pass, rather than inside the plan: a day without an odd-quoted
+    # line (the usual day) then reads its lines once and pays for none of the joining. The pass
+    # reads the plain text, not the numbered lines, whose numbering costs Spark jobs of its own;
+    # so a header's quotes count too, which at worst sends a day down the joining path (right for
+    # any day, only slower).
+    odd = _quote_count(F.col("value")) % 2 == 1
+    if not files or spark.read.text([f.uri for f in files]).where(odd).isEmpty():
+        return lines
+    return join_quoted_records(spark, lines, headers)
+
+
 def join_quoted_records(
     spark: SparkSession, lines: DataFrame, headers: list[FileHeader]
 ) -> DataFrame:
@@ -149,14 +164,10 @@ def join_quoted_records(
       dropped: such a line is a record with a stray quote, not half of a field.
     Otherwise the opening line holds a stray quote: it stays alone (classify_lines quarantines it
     for its quoting) and reading goes on at the next line, which may open a genuine record. So two
-    stray quotes far apart never join the valid lines between them. Only days with an odd-quoted
-    line pay for this.
+    stray quotes far apart never join the valid lines between them. read_records calls it only
+    for days with an odd-quoted line.
     """
     opens = (F.col(s.SOURCE_LINE) > 1) & (_quote_count(F.col("value")) % 2 == 1)
-    # Decided here, in one cheap pass, rather than inside the plan: a day without such a line
-    # (the usual day) then reads its lines once and pays for none of what follows.
-    if not lines.where(opens).limit(1).collect():
-        return lines
     # Only the odd-quoted lines are ordered (a few in a file), never a whole file: each candidate
     # record is the span from one of them to the next, looked up by line number.
     in_file = Window.partitionBy(s.SOURCE_FILE).orderBy("_from")
