@@ -32,12 +32,8 @@ def main() -> int:
 
     # The run attaches to the warm engine; one the demo starts is stopped again when it ends,
     # so the demo leaves nothing running.
-    _, started = engine.start()
-    try:
+    with engine.running():
         return run_and_show(data_dir, lakehouse)
-    finally:
-        if started:
-            engine.stop()
 
 
 def run_and_show(data_dir, lakehouse) -> int:

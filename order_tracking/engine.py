@@ -232,6 +232,19 @@ def attached(directory: Path | None = None) -> Iterator[Endpoint]:
         _unlock(client)
 
 
+@contextmanager
+def running(directory: Path | None = None) -> Iterator[Endpoint]:
+    """The engine of `directory` for the block (a demo, a benchmark): started if none runs, and
+    then stopped again at the end, so the block leaves nothing running; one that was already
+    running is left as it was."""
+    endpoint, started = start(directory)
+    try:
+        yield endpoint
+    finally:
+        if started:
+            stop(directory)
+
+
 def stop(directory: Path | None = None, timeout: float = 60) -> bool:
     """Stop the engine of `directory`; True if one was running."""
     directory = directory or engine_dir()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from order_tracking import engine
+from order_tracking.engine import read_endpoint, running
 from order_tracking.resources import SPARK_REMOTE
 from order_tracking.resources.spark import connect
 from order_tracking.sample_data import sample_files
@@ -113,6 +114,19 @@ def test_clients_arriving_together_share_one_engine_that_stops_when_idle(tmp_pat
             attachment.__exit__(None, None, None)
     assert wait_until(lambda: not engine_processes(directory), 60)
     assert not (directory / "endpoint.json").exists()
+
+
+def test_a_block_stops_an_engine_it_started_and_leaves_one_it_found(engine, tmp_path):
+    """engine.running(), as `make demo` and the benchmarks use it: nothing of theirs is left
+    running after them, and a user's running engine is not stopped under them."""
+    with running(engine.directory) as endpoint:
+        assert endpoint == engine.endpoint
+    assert read_endpoint(engine.directory) == engine.endpoint
+
+    directory = tmp_path / "engine"
+    with running(directory):
+        assert len(engine_processes(directory)) == 2
+    assert wait_until(lambda: not engine_processes(directory), 10)
 
 
 def test_only_its_owner_and_token_holders_on_loopback_are_served(engine):

@@ -9,7 +9,7 @@ import time
 
 from google.cloud import storage
 
-from order_tracking import settings
+from order_tracking import engine, settings
 from order_tracking.sample_data import sample_files
 from order_tracking_tests.dagit import Dagit
 from order_tracking_tests.dagster_daemon import running_dagster_dev
@@ -32,7 +32,10 @@ def main() -> int:
     }
     os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
     bucket = storage.Client(project="demo").create_bucket(BUCKET)
-    with running_dagster_dev(data / "dagster_home", env, data / "dagster_dev.log", port=3000) as dagster:
+    # Runs attach to the data directory's warm engine; one started here is stopped at the end.
+    with engine.running(), running_dagster_dev(
+        data / "dagster_home", env, data / "dagster_dev.log", port=3000
+    ) as dagster:
         print(f"fake-gcs-server at {emulator.url}; Dagit at http://127.0.0.1:3000", flush=True)
         try:
             Dagit("http://127.0.0.1:3000").wait_until_ready(180, lambda: dagster.poll() is None)
