@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-thorough screenshot dev bench bench-pieces bench-maintenance bench-jobs bench-gcs bench-backfill bench-large clean
+.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-serial test-thorough screenshot dev bench bench-pieces bench-maintenance bench-jobs bench-gcs bench-backfill bench-large clean
 
 install: $(VENV)/.installed
 
@@ -47,7 +47,13 @@ chromium:
 	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || { \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
 
+# Two workers, each test file on one (module fixtures such as the Databricks stand-in's days are
+# built once), both attached to one warm engine: most of a test is waiting on a process or a
+# Spark job, so two at a time use the two cores. `make test-serial` runs them one by one.
 test: jars chromium
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
+
+test-serial: jars chromium
 	$(BIN)/python -m pytest -q --durations=15
 
 # The property test with 200 random histories instead of 3 (about 30 s each).

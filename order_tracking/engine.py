@@ -245,6 +245,21 @@ def running(directory: Path | None = None) -> Iterator[Endpoint]:
             stop(directory)
 
 
+def stop_unless_attached(directory: Path | None = None) -> bool:
+    """Stop the engine of `directory` if no client holds it attached (see `attached`): how the
+    last of several processes sharing one engine (the test suite's workers) stops it. True if
+    it was stopped (or was not running)."""
+    directory = _private_dir(directory or engine_dir())
+    alone = _lock(directory / "clients.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
+    if alone is None:
+        return False
+    try:
+        stop(directory)
+        return True
+    finally:
+        _unlock(alone)
+
+
 def stop(directory: Path | None = None, timeout: float = 60) -> bool:
     """Stop the engine of `directory`; True if one was running."""
     directory = directory or engine_dir()

@@ -42,17 +42,20 @@ class SuiteEngine:
 def engine(tmp_path_factory):
     """The suite's engine, started once and stopped at the end. Processes the tests start inherit
     ORDER_TRACKING_SPARK_REMOTE and attach to it too, so no test starts a JVM of its own (the
-    Databricks stand-in's cluster excepted: a cluster gives a step a classic session)."""
-    directory = tmp_path_factory.mktemp("engine")
-    endpoint, _ = local_engine.start(directory)
+    Databricks stand-in's cluster excepted: a cluster gives a step a classic session). The
+    workers of `make test` (pytest-xdist) share it: each holds it attached while it runs, and the
+    last one to finish stops it."""
+    base = tmp_path_factory.getbasetemp()
+    directory = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "engine"
     previous = os.environ.get(SPARK_REMOTE)
-    os.environ[SPARK_REMOTE] = endpoint.url
-    yield SuiteEngine(directory, endpoint)
+    with local_engine.attached(directory) as endpoint:
+        os.environ[SPARK_REMOTE] = endpoint.url
+        yield SuiteEngine(directory, endpoint)
     if previous is None:
         os.environ.pop(SPARK_REMOTE, None)
     else:
         os.environ[SPARK_REMOTE] = previous
-    local_engine.stop(directory)
+    local_engine.stop_unless_attached(directory)
 
 
 @pytest.fixture(scope="session")
