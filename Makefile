@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-serial test-thorough screenshot dev bench bench-pieces bench-maintenance bench-jobs bench-gcs bench-backfill bench-large clean
+.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-maintenance bench-jobs bench-gcs bench-backfill bench-large clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,10 @@ chromium:
 # Spark job, so two at a time use the two cores. `make test-serial` runs them one by one.
 test: jars chromium
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
+
+# The inner loop: the tests marked quick (no daemon, UI, Databricks stand-in or crash runs).
+check: jars
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m quick
 
 test-serial: jars chromium
 	$(BIN)/python -m pytest -q --durations=15

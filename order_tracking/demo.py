@@ -3,12 +3,14 @@
 import os
 import shutil
 import sys
+from contextlib import nullcontext
 
 from dagster import DagsterInstance
 
 from order_tracking import engine, settings
 from order_tracking.definitions import defs
 from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
+from order_tracking.resources import SPARK_REMOTE
 from order_tracking.resources.spark import connect
 from order_tracking.sample_data import land_sample_files
 
@@ -30,13 +32,14 @@ def main() -> int:
     landed = land_sample_files(landing)
     print(f"Landed {len(landed)} sample files in {landing}")
 
-    # The run attaches to the warm engine; one the demo starts is stopped again when it ends,
-    # so the demo leaves nothing running.
-    with engine.running():
-        return run_and_show(data_dir, lakehouse)
+    # The run attaches to the warm engine (or to ORDER_TRACKING_SPARK_REMOTE's); one the demo
+    # starts is stopped again when it ends, so the demo leaves nothing running.
+    remote = os.environ.get(SPARK_REMOTE)
+    with nullcontext() if remote else engine.running() as endpoint:
+        return run_and_show(data_dir, lakehouse, remote or endpoint.url)
 
 
-def run_and_show(data_dir, lakehouse) -> int:
+def run_and_show(data_dir, lakehouse, spark_url: str) -> int:
     # The sample days in one run, as a backfill of the range runs them (BackfillPolicy.single_run).
     job = defs.resolve_job_def("order_tracking_job")
     with DagsterInstance.get() as instance:
@@ -49,28 +52,42 @@ def run_and_show(data_dir, lakehouse) -> int:
         print(f"run {result.run_id} failed", file=sys.stderr)
         return 1
     print(f"{SAMPLE_DAYS[0]}...{SAMPLE_DAYS[-1]}: run {result.run_id} succeeded")
-    counts = ("inserted", "updated", "skipped_as_stale", "dagster/row_count")
-    merges = sorted(
-        (m.partition, *(m.metadata[k].value for k in counts))
-        for m in result.asset_materializations_for_node("order_tracking")
-    )
+    print_day_summary(result)
 
-    print("\nPer-partition merge counts")
-    print(f"{'partition':<12}{'inserted':>10}{'updated':>10}{'stale':>8}{'rows':>8}")
-    for day, inserted, updated, stale, rows in merges:
-        print(f"{day:<12}{inserted:>10}{updated:>10}{stale:>8}{rows:>8}")
-
-    with engine.attached() as endpoint:
-        spark = connect(endpoint.url)
-        table = spark.read.format("delta").load(str(lakehouse / "order_tracking"))
-        print(f"\norder_tracking ({table.count()} rows) in {lakehouse / 'order_tracking'}")
-        table.orderBy("tracking_num").select(
-            "order_num", "tracking_num", "pck_recieved_date", "package_deliver_date", "status",
-            "address", "last_update_timestamp", "_source_file", "_source_line",
-        ).show(100, truncate=False)
-        spark.stop()
+    spark = connect(spark_url)
+    table = spark.read.format("delta").load(str(lakehouse / "order_tracking"))
+    print(f"\norder_tracking ({table.count()} rows) in {lakehouse / 'order_tracking'}")
+    table.orderBy("tracking_num").select(
+        "order_num", "tracking_num", "pck_recieved_date", "package_deliver_date", "status",
+        "address", "last_update_timestamp", "_source_file", "_source_line",
+    ).show(100, truncate=False)
+    spark.stop()
     print(f"Data directory: {data_dir}")
     return 0
+
+
+# One line per day: what each asset did, from the metadata each recorded for the day.
+SUMMARY = [
+    ("raw_order_files", "files_moved", "files"),
+    ("staged_orders", "rows_staged", "staged"),
+    ("staged_orders", "rows_quarantined", "quarantined"),
+    ("order_tracking", "inserted", "inserted"),
+    ("order_tracking", "updated", "updated"),
+    ("order_tracking", "skipped_as_stale", "stale"),
+    ("order_tracking", "dagster/row_count", "rows"),
+]
+
+
+def print_day_summary(result) -> None:
+    days: dict[str, dict[tuple[str, str], int]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        asset = materialization.asset_key.to_user_string()
+        for key, value in materialization.metadata.items():
+            days.setdefault(materialization.partition, {})[(asset, key)] = value.value
+    print(f"\n{'day':<12}" + "".join(f"{label:>12}" for *_, label in SUMMARY))
+    for day in sorted(days):
+        print(f"{day:<12}" + "".join(f"{days[day].get((a, k), '-'):>12}" for a, k, _ in SUMMARY))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from order_tracking.definitions import defs
 from order_tracking.environment import Environment, current_environment, layout_schedule_status
 from order_tracking.resources import resources_for
 
+pytestmark = pytest.mark.quick  # the inner loop: make check
+
 ASSETS = ["raw_order_files", "staged_orders", "order_tracking"]
 LAYOUT = "order_tracking_layout"
 

@@ -1,6 +1,10 @@
 """The user's five sample days through the whole pipeline, in day order: the exact final table."""
 
 import csv
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 from order_tracking.sample_data import land_sample_files
@@ -38,3 +42,24 @@ def test_sample_days_give_the_expected_table(spark, local_resources, landing_dir
         merges.append(tuple(m.metadata[k].value for k in ("inserted", "updated", "skipped_as_stale")))
     assert merges == [(20, 0, 0), (1, 20, 0), (0, 6, 0), (1, 21, 0), (1, 22, 0)]
     assert list(landing_dir.iterdir()) == []
+
+
+def test_the_demo_prints_what_each_day_did_and_the_table(tmp_path):
+    """`make demo` (python -m order_tracking.demo) on a data directory of its own, attached to the
+    suite's engine: a line per day with what each asset did, then the final table."""
+    (tmp_path / "home").mkdir()
+    env = os.environ | {"DAGSTER_HOME": str(tmp_path / "home"), "ORDER_TRACKING_DATA_DIR": str(tmp_path / "data")}
+    demo = subprocess.run(
+        [sys.executable, "-m", "order_tracking.demo"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr[-3000:]
+
+    header, *days = [line.split() for line in demo.stdout.splitlines() if re.match(r"(day|2023-01-0\d) ", line)]
+    assert header == ["day", "files", "staged", "quarantined", "inserted", "updated", "stale", "rows"]
+    assert [day[0] for day in days] == DAYS
+    assert [(files, quarantined) for _, files, _, quarantined, *_ in days] == [("1", "0")] * 5
+    assert [tuple(day[4:]) for day in days] == [
+        ("20", "0", "0", "20"), ("1", "20", "0", "21"), ("0", "6", "0", "21"), ("1", "21", "0", "22"), ("1", "22", "0", "23"),
+    ]
+    assert f"order_tracking (23 rows) in {tmp_path / 'data' / 'lakehouse' / 'order_tracking'}" in demo.stdout
+    assert "TRK1017" in demo.stdout

@@ -11,6 +11,8 @@ from dagster._serdes.config_class import class_from_code_pointer
 
 from order_tracking_tests.dagster_daemon import ROOT
 
+pytestmark = pytest.mark.quick  # the inner loop: make check
+
 LOCAL = ROOT / "dagster.yaml"
 PRODUCTION = ROOT / "deploy" / "dagster.production.yaml"
 

@@ -11,6 +11,8 @@ from order_tracking.partitions import (
     partition_for_file,
 )
 
+pytestmark = pytest.mark.quick  # the inner loop: make check
+
 LANDED = datetime(2024, 3, 9, 23, 59, tzinfo=timezone.utc)
 
 

@@ -10,6 +10,8 @@ from order_tracking.definitions import defs
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sensors import Cursor
 
+pytestmark = pytest.mark.quick  # the inner loop: make check
+
 SENSOR = defs.resolve_sensor_def("order_files_sensor")
 PREFIX = "incoming"
 

@@ -3,8 +3,12 @@
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 
+import pytest
+
 from order_tracking.raw_zone import LedgerEntry, append_ledger, read_ledger
 from order_tracking.tables import history, is_write_conflict
+
+pytestmark = pytest.mark.quick  # the inner loop: make check
 
 
 def entry(day: int) -> LedgerEntry:

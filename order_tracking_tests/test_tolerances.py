@@ -11,6 +11,8 @@ import pytest
 
 from order_tracking_tests.helpers import HEADER, classify_files, order_line, stray_quotes_day
 
+pytestmark = pytest.mark.quick  # the inner loop: make check
+
 GOOD = "1000,TRK1000,2023-01-05,2023-01-07,In Transit,1 Main St,2023-01-05 10:00:00"
 
 

@@ -30,6 +30,8 @@ from order_tracking.transforms.parse import (
 )
 from order_tracking_tests.helpers import HEADER, at, land
 
+pytestmark = pytest.mark.quick  # the inner loop: make check
+
 
 def test_lines_are_numbered_per_file_across_splits(spark, tmp_path):
     big = "\n".join([HEADER] + [f"{i},TRK{i},,,,,2023-01-01 00:00:00" for i in range(2000)])
