@@ -21,6 +21,7 @@ from dagster import ResourceDefinition, materialize
 from pyspark.sql import SparkSession
 
 from order_tracking.assets import order_tracking_pipeline
+from order_tracking.assets.pipeline import DAILY_ASSETS
 from order_tracking.engine import local_spark_config
 from order_tracking.environment import Environment
 from order_tracking.resources import resources_for
@@ -28,7 +29,7 @@ from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sample_data import sample_files
 
-ASSETS = ["raw_order_files", "staged_orders", "order_tracking"]
+ASSETS = DAILY_ASSETS
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 

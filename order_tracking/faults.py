@@ -12,10 +12,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 VARIABLE = "ORDER_TRACKING_CRASH_AT"
-# after_raw_copy: the day's files are copied into the raw zone, not yet in the ledger, still in
-#                 landing; before_merge: staged_orders is written, the MERGE not started;
-# during_merge:   the MERGE is reading its source (files may be written, nothing committed).
-POINTS = ("after_raw_copy", "before_merge", "during_merge")
+# The points: after_raw_copy (the day's files are copied into the raw zone, not yet in the ledger,
+# still in landing); before_merge (staged_orders is written, the MERGE not started);
+# during_merge (the MERGE is reading its source: files may be written, nothing committed).
 
 
 def _armed(point: str) -> bool:

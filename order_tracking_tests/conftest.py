@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
 from hypothesis import settings
 from pyspark.sql import SparkSession
 
@@ -99,12 +98,6 @@ def local_resources(spark, landing_dir, lakehouse_dir) -> dict:
     }
 
 
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
 @pytest.fixture(scope="session")
 def gcs_emulator():
     emulator = GcsEmulator().start()
@@ -145,7 +138,7 @@ def cli_materialization(tmp_path_factory):
         "ORDER_TRACKING_DATA_DIR": str(folders["data"]),
     }
     completed = subprocess.run(
-        materialize_command("2023-01-05", select="raw_order_files,staged_orders,order_tracking"),
+        materialize_command("2023-01-05"),
         env=env, cwd=root, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     return completed, folders

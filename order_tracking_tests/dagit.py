@@ -11,7 +11,9 @@ from pathlib import Path
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
-ASSETS = ["raw_order_files", "staged_orders", "order_tracking"]
+from order_tracking.assets.pipeline import DAILY_ASSETS
+
+ASSETS = DAILY_ASSETS
 LOCATION = "order_tracking"
 SENSOR_SELECTOR = {
     "repositoryLocationName": LOCATION,

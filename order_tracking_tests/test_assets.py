@@ -8,6 +8,7 @@ from itertools import accumulate
 from dagster import materialize
 
 from order_tracking.assets import order_tracking_layout
+from order_tracking.assets.pipeline import DAILY_ASSETS
 from order_tracking.sample_data import sample_files
 from order_tracking_tests.helpers import (
     GOOD_LINE,
@@ -169,7 +170,7 @@ def test_one_run_over_a_range_gives_each_day_its_own_materialization(spark, loca
     days = ["2023-01-01", "2023-01-02", "2023-01-03"]
     by_day = {
         asset: {m.partition: {k: v.value for k, v in m.metadata.items()} for m in materializations(result, asset)}
-        for asset in ("raw_order_files", "staged_orders", "order_tracking")
+        for asset in DAILY_ASSETS
     }
     assert all(sorted(materializations) == days for materializations in by_day.values())
     assert [by_day["raw_order_files"][d]["files_moved"] for d in days] == [1, 1, 1]

@@ -23,6 +23,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound, Unauthenticated
 
 from order_tracking import settings
+from order_tracking.assets.pipeline import DAILY_ASSETS
 from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
 from order_tracking.resources.databricks import (
     DBR_17_LTS,
@@ -32,7 +33,11 @@ from order_tracking.resources.databricks import (
 )
 from order_tracking.sample_data import land_sample_files, sample_files
 from order_tracking_tests.databricks_standin import DatabricksStandIn, operator
-from order_tracking_tests.databricks_standin.operator import DAGSTER, materialize, materialize_command
+from order_tracking_tests.databricks_standin.operator import (
+    DAGSTER,
+    materialize,
+    materialize_command,
+)
 from order_tracking_tests.helpers import business_rows, sample_days_oracle
 from order_tracking_tests.test_end_to_end import DAYS as SAMPLE_DAYS
 
@@ -138,7 +143,7 @@ def test_materializations_and_checks_arrive_in_the_local_instance(sample_days):
         assert len(step_pids) == 1
     # Every asset and day has its own materialization, with its own numbers, range run included.
     assert set(by_asset_and_day) == {
-        (asset, day) for asset in ("raw_order_files", "staged_orders", "order_tracking") for day in DAYS
+        (asset, day) for asset in DAILY_ASSETS for day in DAYS
     }
     sizes = [by_asset_and_day["order_tracking", day]["dagster/row_count"].value for day in DAYS]
     inserted = [by_asset_and_day["order_tracking", day]["inserted"].value for day in DAYS]

@@ -4,13 +4,18 @@ import pytest
 from dagster import AssetKey, BackfillPolicy, DefaultScheduleStatus
 
 from order_tracking.assets.common import RESOURCE_KEYS
+from order_tracking.assets.pipeline import DAILY_ASSETS
 from order_tracking.definitions import defs
-from order_tracking.environment import Environment, current_environment, layout_schedule_status
+from order_tracking.environment import (
+    Environment,
+    current_environment,
+    layout_schedule_status,
+)
 from order_tracking.resources import resources_for
 
 pytestmark = pytest.mark.quick  # the inner loop: make check
 
-ASSETS = ["raw_order_files", "staged_orders", "order_tracking"]
+ASSETS = ["raw_order_files", "staged_orders", "order_tracking"]  # written out: what users select
 LAYOUT = "order_tracking_layout"
 
 
@@ -100,3 +105,7 @@ def test_cli_materializes_a_partition_with_only_environment_variables(cli_materi
     assert "RUN_SUCCESS" in completed.stderr
     assert (folders["lakehouse"] / "order_tracking" / "_delta_log").is_dir()
     assert list(folders["landing"].iterdir()) == []
+
+
+def test_the_days_selection_is_the_three_assets_in_graph_order():
+    assert DAILY_ASSETS == ASSETS

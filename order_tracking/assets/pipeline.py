@@ -37,6 +37,8 @@ PIPELINE_SPECS = [
     spec.replace_attributes(owners=OWNERS, skippable=True)
     for spec in (raw_order_files_spec, staged_orders_spec, order_tracking_spec)
 ]
+# The day's three assets by name, in graph order: the selection of a day's run.
+DAILY_ASSETS = [spec.key.to_user_string() for spec in PIPELINE_SPECS]
 
 
 @multi_asset(

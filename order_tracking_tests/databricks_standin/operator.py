@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from order_tracking.assets.pipeline import DAILY_ASSETS
+
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 # The day's pipeline, as the README's command names it. Not "*": that would also select the
 # unpartitioned order_tracking_layout, which a partitioned materialization cannot include.
-PIPELINE = "raw_order_files,staged_orders,order_tracking"
+PIPELINE = ",".join(DAILY_ASSETS)
 
 
 def databricks_env(host: str, token: str, root: Path, **extra: str) -> dict[str, str]:
