@@ -15,7 +15,7 @@ from pathlib import Path
 
 from order_tracking import engine
 from order_tracking.sample_data import land_sample_files
-from order_tracking_tests.databricks_standin.operator import materialize_command
+from order_tracking_devtools.databricks_standin.operator import materialize_command
 
 ROOT = Path(__file__).parents[1]
 DAYS = [f"2023-01-0{day}" for day in range(1, 6)]

@@ -19,8 +19,8 @@ from google.cloud import storage
 from order_tracking import engine
 from order_tracking.definitions import defs
 from order_tracking.resources.landing import LandingZone
-from order_tracking_tests.dagster_daemon import running_daemon, sensor_env
-from order_tracking_tests.gcs_emulator import GcsEmulator
+from order_tracking_devtools.dagster_processes import running_daemon, sensor_env
+from order_tracking_devtools.gcs_emulator import GcsEmulator
 
 HEADER = "order_num,tracking_num,pck_recieved_date,package_deliver_date,status,address,last_update_timestamp"
 PROCESSED, WAITING, TICKS, LATENCY_FILES = 10_000, 5, 20, 10

@@ -74,11 +74,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from dagster_pyspark.resources import spark_session_from_config
+    from order_tracking.catalog import ORDER_TRACKING
     from order_tracking.maintenance import compact, layout
     from order_tracking.tables import history, latest_version, table_ref
     from order_tracking.engine import local_spark_config
     from order_tracking.transforms.merge import (
-        create_order_tracking_table,
         merge_into_order_tracking,
         summarize_source,
     )
@@ -92,7 +92,7 @@ def main() -> None:
         )
         spark.sparkContext.setLogLevel("ERROR")
         uri = str(work / "order_tracking")
-        table = create_order_tracking_table(spark, uri)
+        table = ORDER_TRACKING.ensure(spark, uri)
         order_rows(spark.range(args.target), 0).write.format("delta").mode("append").option(
             "maxRecordsPerFile", TARGET_FILE_ROWS
         ).save(uri)

@@ -33,7 +33,7 @@ def main() -> None:
     from delta.tables import DeltaTable
 
     from order_tracking.raw_zone import files_of_partition, ingest_partition, read_ledger
-    from order_tracking.resources.lakehouse import RAW_FILE_LEDGER
+    from order_tracking.catalog import RAW_FILE_LEDGER
     from order_tracking.resources.landing import LandingZone
     from order_tracking.engine import local_spark_config
     from order_tracking.steps import merge_partition, stage_partition

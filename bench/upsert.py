@@ -211,11 +211,11 @@ class Ours:
         self.spark, self.work = spark, work
 
     def build_target(self, rows: int, label: str) -> str:
-        from order_tracking.transforms.merge import create_order_tracking_table
+        from order_tracking.catalog import ORDER_TRACKING
 
         root = self.work / f"lakehouse_{label}"
         uri = str(root / "order_tracking")
-        create_order_tracking_table(self.spark, uri)
+        ORDER_TRACKING.ensure(self.spark, uri)
         base_rows(self.spark, rows).write.format("delta").mode("append").option(
             "maxRecordsPerFile", TARGET_FILE_ROWS
         ).save(uri)
@@ -228,7 +228,7 @@ class Ours:
 
     def stage(self, day_file: Path, target: str) -> None:
         from order_tracking.raw_zone import files_of_partition, ingest_partition
-        from order_tracking.resources.lakehouse import RAW_FILE_LEDGER
+        from order_tracking.catalog import RAW_FILE_LEDGER
         from order_tracking.resources.landing import LandingZone
         from order_tracking.steps import stage_partition
 

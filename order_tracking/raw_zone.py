@@ -14,36 +14,13 @@ from datetime import date, datetime, timezone
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DateType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from order_tracking.faults import crash_point
 from order_tracking.partitions import base_name, is_order_file, partition_for_file
 from order_tracking.resources.landing import LandedFile, LandingZone, SourceChanged
+from order_tracking.catalog import RAW_FILE_LEDGER
 from order_tracking.resources.lakehouse import Lakehouse, RawPathTaken
-from order_tracking.tables import as_view, ensure_table, read_table, retry_on_conflict, table_ref
-
-LEDGER_SCHEMA = StructType(
-    [
-        StructField("partition_date", DateType(), False),
-        StructField("file_name", StringType(), False),
-        StructField("version", IntegerType(), False),
-        StructField("raw_path", StringType(), False),
-        StructField("size_bytes", LongType(), False),
-        StructField("md5", StringType(), False),
-        StructField("landed_at", TimestampType(), False),
-        StructField("generation", StringType()),
-        StructField("recorded_at", TimestampType(), False),
-        StructField("run_id", StringType()),
-    ]
-)
+from order_tracking.tables import as_view, read_table, retry_on_conflict, table_ref
 
 
 @dataclass(frozen=True)
@@ -86,8 +63,10 @@ def append_ledger(spark: SparkSession, ledger_uri: str, entries: list[LedgerEntr
     two runs of one day that meet here (no pool configured) record each file once: the later
     commit conflicts, is retried, and then finds the row."""
     if entries:
-        ensure_table(spark, ledger_uri, LEDGER_SCHEMA)
-        frame = spark.createDataFrame([tuple(asdict(e).values()) for e in entries], LEDGER_SCHEMA)
+        RAW_FILE_LEDGER.ensure(spark, ledger_uri)
+        frame = spark.createDataFrame(
+            [tuple(asdict(e).values()) for e in entries], RAW_FILE_LEDGER.schema
+        )
         same_file = " AND ".join(f"l.{c} = e.{c}" for c in ("partition_date", "file_name", "md5"))
         with as_view(frame) as view:
             statement = (

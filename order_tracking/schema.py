@@ -2,6 +2,7 @@
 
 from pyspark.sql.types import (
     DateType,
+    IntegerType,
     LongType,
     StringType,
     StructField,
@@ -70,6 +71,22 @@ QUARANTINE_SCHEMA = StructType(
         StructField("raw_text", StringType()),
         StructField("reason", StringType(), nullable=False),
         StructField(RUN_ID, StringType()),
+    ]
+)
+
+# One row per raw file version (raw_file_ledger).
+LEDGER_SCHEMA = StructType(
+    [
+        StructField("partition_date", DateType(), False),
+        StructField("file_name", StringType(), False),
+        StructField("version", IntegerType(), False),
+        StructField("raw_path", StringType(), False),
+        StructField("size_bytes", LongType(), False),
+        StructField("md5", StringType(), False),
+        StructField("landed_at", TimestampType(), False),
+        StructField("generation", StringType()),
+        StructField("recorded_at", TimestampType(), False),
+        StructField("run_id", StringType()),
     ]
 )
 

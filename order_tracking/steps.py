@@ -12,18 +12,18 @@ from pyspark.sql import functions as F
 from order_tracking import schema as s
 from order_tracking.faults import crash_while_reading
 from order_tracking.raw_zone import read_ledger
-from order_tracking.resources.lakehouse import (
+from order_tracking.catalog import (
     ORDER_TRACKING,
     QUARANTINED_ORDERS,
     RAW_FILE_LEDGER,
     STAGED_ORDERS,
-    Lakehouse,
+    Table,
 )
-from order_tracking.tables import ensure_table, retry_on_conflict, table_ref
+from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.tables import retry_on_conflict, table_ref
 from order_tracking.transforms.merge import (
     MergeCounts,
     SourceSummary,
-    create_order_tracking_table,
     merge_into_order_tracking,
     summarize_source,
 )
@@ -62,20 +62,10 @@ class StagingReport:
         return SourceSummary(self.rows_staged, self.staged_keys)
 
 
-# staged_orders is read a whole day at a time, found by its partition: column statistics would
-# skip nothing. Collecting them cost up to 2 s of a 1M-row day's write (measured within this
-# machine's noise; bench/results/2026-11-26.md, round 5).
-STAGED_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
-
-
-def replace_partition(
-    frame: DataFrame, uri: str, schema, partition_key: str, properties: dict | None = None
-) -> None:
+def replace_partition(frame: DataFrame, table: Table, uri: str, partition_key: str) -> None:
     """Overwrite exactly one day of a table partitioned by _partition_date (idempotent reruns;
-    runs for other days may write at the same time). `properties` apply when it is created."""
-    ensure_table(
-        frame.sparkSession, uri, schema, partitioned_by=s.PARTITION_DATE, properties=properties
-    )
+    runs for other days may write at the same time)."""
+    table.ensure(frame.sparkSession, uri)
     retry_on_conflict(
         lambda: frame.write.format("delta")
         .mode("overwrite")
@@ -84,9 +74,9 @@ def replace_partition(
     )
 
 
-def clear_partition(spark: SparkSession, uri: str, schema, partition_key: str) -> None:
+def clear_partition(spark: SparkSession, table: Table, uri: str, partition_key: str) -> None:
     """Empty one day of a table partitioned by _partition_date (whole files only: no rewrite)."""
-    ensure_table(spark, uri, schema, partitioned_by=s.PARTITION_DATE)
+    table.ensure(spark, uri)
     retry_on_conflict(
         lambda: spark.sql(
             f"DELETE FROM {table_ref(uri)} WHERE {s.PARTITION_DATE} = :day",
@@ -130,13 +120,7 @@ def stage_partition(
             F.lit(run_id).alias(s.RUN_ID),
         )
     )
-    replace_partition(
-        staged,
-        lakehouse.table_uri(STAGED_ORDERS),
-        s.STAGED_SCHEMA,
-        partition_key,
-        properties=STAGED_PROPERTIES,
-    )
+    replace_partition(staged, STAGED_ORDERS, lakehouse.table_uri(STAGED_ORDERS), partition_key)
     counts = counts.get
     # A clean day (the usual one) is parsed once, and its old quarantine rows, if any, are dropped
     # with a metadata-only delete. A day with bad lines is parsed a second time to write them.
@@ -147,10 +131,10 @@ def stage_partition(
             *[c for c in s.QUARANTINE_SCHEMA.fieldNames() if c != s.RUN_ID],
             F.lit(run_id).alias(s.RUN_ID),
         )
-        replace_partition(quarantined, quarantine_uri, s.QUARANTINE_SCHEMA, partition_key)
+        replace_partition(quarantined, QUARANTINED_ORDERS, quarantine_uri, partition_key)
         reasons, sample = _quarantine_summary(spark, quarantine_uri, partition_key)
     else:
-        clear_partition(spark, quarantine_uri, s.QUARANTINE_SCHEMA, partition_key)
+        clear_partition(spark, QUARANTINED_ORDERS, quarantine_uri, partition_key)
 
     return StagingReport(
         files_read=len(files),
@@ -202,7 +186,7 @@ def merge_partition(
     range, because the MERGE only matches target rows within that range: a run that restaged the
     day since (two runs of one day meeting without the pool) may have added keys outside it, and
     merging those here would insert them a second time. That run merges them itself."""
-    target = create_order_tracking_table(spark, lakehouse.table_uri(ORDER_TRACKING))
+    target = ORDER_TRACKING.ensure(spark, lakehouse.table_uri(ORDER_TRACKING))
     staged = (
         spark.read.format("delta")
         .load(lakehouse.table_uri(STAGED_ORDERS))

@@ -16,8 +16,8 @@ from order_tracking.resources import SPARK_REMOTE, resources_for
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.resources.spark import connect
-from order_tracking_tests.databricks_standin.operator import materialize_command
-from order_tracking_tests.gcs_emulator import GcsEmulator
+from order_tracking_devtools.databricks_standin.operator import materialize_command
+from order_tracking_devtools.gcs_emulator import GcsEmulator
 from order_tracking_tests.helpers import SECRET_MARKERS
 
 # Property examples run real Spark jobs (~30 s each): few in the suite, many on demand with

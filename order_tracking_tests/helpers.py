@@ -129,6 +129,16 @@ def oracle(files: list[tuple[str, str, datetime]]) -> list[tuple]:
     return sorted(value for _, value in best.values())
 
 
+SAMPLE_DAYS = ["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05"]
+# The table after the five sample days, written out (and checked against the oracle below).
+EXPECTED = Path(__file__).parent / "expected" / "order_tracking_after_sample_days.csv"
+
+
+def expected_rows() -> list[tuple]:
+    with EXPECTED.open() as f:
+        return sorted(tuple(row) for row in list(csv.reader(f))[1:])
+
+
 def sample_days_oracle(days: int) -> list[tuple]:
     """The oracle's table after the first `days` sample files, landed in day order."""
     from order_tracking.sample_data import sample_files
@@ -140,7 +150,7 @@ def sample_days_oracle(days: int) -> list[tuple]:
 def materialize_day(spark, landing, lakehouse, day: str) -> None:
     """What a run of the three assets does for one day, without Dagster (their own functions)."""
     from order_tracking.raw_zone import files_of_partition, ingest_partition
-    from order_tracking.resources.lakehouse import RAW_FILE_LEDGER
+    from order_tracking.catalog import RAW_FILE_LEDGER
     from order_tracking.steps import merge_partition, stage_partition
 
     run_id = uuid.uuid4().hex

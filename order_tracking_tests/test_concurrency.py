@@ -22,12 +22,12 @@ from pyspark.sql import functions as F
 from order_tracking import schema as s
 from order_tracking.raw_zone import files_of_partition, ingest_partition
 from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
-from order_tracking.resources.lakehouse import ORDER_TRACKING, RAW_FILE_LEDGER, Lakehouse
+from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
+from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sample_data import land_sample_files
 from order_tracking.steps import merge_partition, stage_partition
 from order_tracking.transforms.merge import (
-    create_order_tracking_table,
     merge_into_order_tracking,
     summarize_source,
 )
@@ -65,9 +65,9 @@ def test_runs_started_together_without_a_pool_record_and_merge_each_file_once(
     with ThreadPoolExecutor(len(days)) as pool:
         list(pool.map(run, days, sessions))
 
-    table = spark.read.format("delta").load(str(lakehouse_dir / ORDER_TRACKING))
+    table = spark.read.format("delta").load(str(lakehouse_dir / ORDER_TRACKING.name))
     assert business_rows(table) == sample_days_oracle(3)
-    ledger = spark.read.format("delta").load(str(lakehouse_dir / RAW_FILE_LEDGER)).collect()
+    ledger = spark.read.format("delta").load(str(lakehouse_dir / RAW_FILE_LEDGER.name)).collect()
     assert sorted(e.file_name for e in ledger) == sorted(p.name for p in landed[:3])
     assert sorted(p.name for p in landing_dir.iterdir()) == sorted(p.name for p in landed[3:])
 
@@ -156,8 +156,8 @@ def held_until(frame, gate: Path):
 def test_a_merge_that_loses_the_race_is_retried_on_the_new_version(spark, new_session, tmp_path, caplog):
     """No pool here: MERGE A reads the table, MERGE B commits meanwhile, then A tries to commit.
     Delta refuses A's commit; the retry merges A again on top of B, and nothing is lost."""
-    uri = str(tmp_path / ORDER_TRACKING)
-    create_order_tracking_table(spark, uri)
+    uri = str(tmp_path / ORDER_TRACKING.name)
+    ORDER_TRACKING.ensure(spark, uri)
     first = staged_rows(spark, 1, "Shipped")
     merge_into_order_tracking(spark, uri, first, "day1", summarize_source(first))
     gate = tmp_path / "gate"

@@ -19,15 +19,11 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from order_tracking.raw_zone import read_ledger
-from order_tracking.resources.lakehouse import (
-    ORDER_TRACKING,
-    RAW_FILE_LEDGER,
-    STAGED_ORDERS,
-    Lakehouse,
-)
+from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER, STAGED_ORDERS
+from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.sample_data import sample_files
 from order_tracking.tables import history, latest_version
-from order_tracking_tests.databricks_standin.operator import materialize_command
+from order_tracking_devtools.databricks_standin.operator import materialize_command
 from order_tracking_tests.helpers import at, business_rows, land, oracle, run_days
 
 def run_killed_at(point: str, day: str, landing: Path, lakehouse: Path, work: Path) -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from order_tracking.sample_data import sample_files
-from order_tracking_tests.dagster_daemon import running_daemon, sensor_env
+from order_tracking_devtools.dagster_processes import running_daemon, sensor_env
 from order_tracking_tests.helpers import business_rows, sample_days_oracle
 
 PREFIX = "incoming"

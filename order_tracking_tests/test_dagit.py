@@ -1,4 +1,4 @@
-"""The operator's path in Dagit, driven for real: `dagster dev` (webserver, daemon, code server)
+"""The operator's path in the Dagster UI, driven for real: `dagster dev` (webserver, daemon, code server)
 on a free port with its own DAGSTER_HOME and the shipped dagster.yaml. Everything goes through
 the webserver's GraphQL API, as the UI's buttons do, and one test loads the UI in Chromium.
 
@@ -13,7 +13,7 @@ import pytest
 
 from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
 from order_tracking.sample_data import sample_files
-from order_tracking_tests.dagit import (
+from order_tracking_devtools.ui import (
     ASSETS,
     ASSET_NODES,
     CHECK_EXECUTIONS,
@@ -22,12 +22,12 @@ from order_tracking_tests.dagit import (
     SENSOR_SELECTOR,
     START_SENSOR,
     STOP_SENSOR,
-    Dagit,
+    DagsterUI,
     chromium_path,
     open_asset_graph,
 )
-from order_tracking_tests.dagster_daemon import running_dagster_dev, shut_down
-from order_tracking_tests.gcs_emulator import free_port
+from order_tracking_devtools.dagster_processes import running_dagster_dev, shut_down
+from order_tracking_devtools.gcs_emulator import free_port
 from order_tracking_tests.helpers import at, business_rows, land, sample_days_oracle
 
 DAYS = ["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05"]
@@ -36,7 +36,7 @@ BACKFILL_TIMEOUT_SECONDS = 900
 
 @dataclass
 class Served:
-    dagit: Dagit
+    dagit: DagsterUI
     work: Path  # landing, lakehouse and DAGSTER_HOME of this server
     log: Path
 
@@ -55,7 +55,7 @@ def served(tmp_path_factory):
     port = free_port()
     log = work / "dagster_dev.log"
     with running_dagster_dev(work / "dagster_home", env, log, port) as process:
-        client = Dagit(f"http://127.0.0.1:{port}")
+        client = DagsterUI(f"http://127.0.0.1:{port}")
         try:
             client.wait_until_ready(timeout=180, is_alive=lambda: process.poll() is None)
         except Exception:
@@ -131,7 +131,7 @@ def test_each_day_of_the_backfill_has_its_own_numbers(served, backfill):
     assert sorted(merged) == sorted(staged) == sorted(raw) == DAYS
     assert {m["run"] for by_day in (merged, staged, raw) for m in by_day.values()} == {run_id}
     assert [raw[d]["files_moved"]["intValue"] for d in DAYS] == [1] * 5
-    # Plotted per partition in Dagit: what each day's MERGE did, and the table's size after it.
+    # Plotted per partition in the Dagster UI: what each day's MERGE did, and the table's size after it.
     inserted = [merged[d]["inserted"]["intValue"] for d in DAYS]
     sizes = [merged[d]["dagster/row_count"]["intValue"] for d in DAYS]
     assert sizes == [sum(inserted[: i + 1]) for i in range(5)]

@@ -1,7 +1,7 @@
 """Production mode: the real dagster-databricks launcher against the local Databricks stand-in.
 
 Runs go through the `dagster` CLI in the databricks environment, as an operator would start them;
-the stand-in (order_tracking_tests/databricks_standin) executes each submitted step with local
+the stand-in (order_tracking_devtools/databricks_standin) executes each submitted step with local
 Spark + Delta on a classic session, as a cluster gives a step. The sample days run on new job
 clusters, the default (one per Dagster run: the day's three assets are one step); the other tests
 use the stand-in's all-purpose cluster (one warm Spark driver that task processes attach to, as on
@@ -32,14 +32,13 @@ from order_tracking.resources.databricks import (
     cluster_libraries,
 )
 from order_tracking.sample_data import land_sample_files, sample_files
-from order_tracking_tests.databricks_standin import DatabricksStandIn, operator
-from order_tracking_tests.databricks_standin.operator import (
+from order_tracking_devtools.databricks_standin import DatabricksStandIn, operator
+from order_tracking_devtools.databricks_standin.operator import (
     DAGSTER,
     materialize,
     materialize_command,
 )
-from order_tracking_tests.helpers import business_rows, sample_days_oracle
-from order_tracking_tests.test_end_to_end import DAYS as SAMPLE_DAYS
+from order_tracking_tests.helpers import SAMPLE_DAYS, business_rows, sample_days_oracle
 
 # Three of the five sample days: each Dagster run is one Databricks run (a new job cluster).
 DAYS = SAMPLE_DAYS[:3]

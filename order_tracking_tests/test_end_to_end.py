@@ -1,22 +1,21 @@
 """The user's five sample days through the whole pipeline, in day order: the exact final table."""
 
-import csv
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from order_tracking.sample_data import land_sample_files
-from order_tracking_tests.helpers import business_rows, materializations, run_days, sample_days_oracle
+from order_tracking_tests.helpers import (
+    SAMPLE_DAYS,
+    business_rows,
+    expected_rows,
+    materializations,
+    run_days,
+    sample_days_oracle,
+)
 
-EXPECTED = Path(__file__).parent / "expected" / "order_tracking_after_sample_days.csv"
-DAYS = ["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05"]
-
-
-def expected_rows() -> list[tuple]:
-    with EXPECTED.open() as f:
-        return sorted(tuple(row) for row in list(csv.reader(f))[1:])
+DAYS = SAMPLE_DAYS
 
 
 def test_expected_table_matches_an_independent_oracle():

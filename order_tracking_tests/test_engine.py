@@ -23,7 +23,7 @@ from order_tracking.engine import read_endpoint, running
 from order_tracking.resources import SPARK_REMOTE
 from order_tracking.resources.spark import connect
 from order_tracking.sample_data import sample_files
-from order_tracking_tests.databricks_standin.operator import materialize_command
+from order_tracking_devtools.databricks_standin.operator import materialize_command
 
 
 def alive(pid: int) -> bool:

@@ -9,7 +9,7 @@ from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes.config_class import class_from_code_pointer
 
-from order_tracking_tests.dagster_daemon import ROOT
+from order_tracking_devtools.dagster_processes import ROOT
 
 pytestmark = pytest.mark.quick  # the inner loop: make check
 

@@ -7,8 +7,8 @@ lakehouse, and must end with the same table as the day-order run (the end-to-end
 import pytest
 
 from order_tracking.sample_data import land_sample_files
-from order_tracking_tests.helpers import business_rows, run_days
-from order_tracking_tests.test_end_to_end import DAYS, expected_rows
+from order_tracking_tests.helpers import SAMPLE_DAYS as DAYS
+from order_tracking_tests.helpers import business_rows, expected_rows, run_days
 
 # Random orders on generated data are test_property.py's job; here, the user's own data.
 SCENARIOS = {"reverse-with-reruns": list(reversed(DAYS)) + ["2023-01-03", "2023-01-05"]}

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from order_tracking.raw_zone import read_ledger
-from order_tracking.resources.lakehouse import ORDER_TRACKING, RAW_FILE_LEDGER, Lakehouse
+from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
+from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking_tests.helpers import HEADER, business_rows, land, materialize_day
 

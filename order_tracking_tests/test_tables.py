@@ -39,6 +39,7 @@ def test_replacing_and_clearing_a_day_leave_the_other_days_alone(spark, tmp_path
     from pyspark.sql import functions as F
 
     from order_tracking import schema as s
+    from order_tracking.catalog import QUARANTINED_ORDERS
     from order_tracking.steps import clear_partition, replace_partition
 
     uri = str(tmp_path / "quarantined_orders")
@@ -58,15 +59,28 @@ def test_replacing_and_clearing_a_day_leave_the_other_days_alone(spark, tmp_path
         return {str(r[s.PARTITION_DATE]): r["count"] for r in rows}
 
     for key, lines in (("2023-01-01", 3), ("2023-01-02", 2)):
-        replace_partition(day(key, lines), uri, s.QUARANTINE_SCHEMA, key)
-    replace_partition(day("2023-01-02", 4), uri, s.QUARANTINE_SCHEMA, "2023-01-02")
+        replace_partition(day(key, lines), QUARANTINED_ORDERS, uri, key)
+    replace_partition(day("2023-01-02", 4), QUARANTINED_ORDERS, uri, "2023-01-02")
     assert lines_by_day() == {"2023-01-01": 3, "2023-01-02": 4}
 
-    clear_partition(spark, uri, s.QUARANTINE_SCHEMA, "2023-01-02")
+    clear_partition(spark, QUARANTINED_ORDERS, uri, "2023-01-02")
     assert lines_by_day() == {"2023-01-01": 3}
     [delete] = history(spark, uri, 1).collect()
     assert delete["operation"] == "DELETE"
     assert delete["operationMetrics"]["numAddedFiles"] == "0"  # whole files dropped, none rewritten
 
-    clear_partition(spark, str(tmp_path / "new_table"), s.QUARANTINE_SCHEMA, "2023-01-02")
+    clear_partition(spark, QUARANTINED_ORDERS, str(tmp_path / "new_table"), "2023-01-02")
     assert spark.read.format("delta").load(str(tmp_path / "new_table")).count() == 0
+
+
+def test_each_table_is_created_as_the_catalog_defines_it(spark, tmp_path):
+    from order_tracking.catalog import TABLES
+
+    for table in TABLES:
+        uri = table.ensure(spark, str(tmp_path / table.name))
+        detail = spark.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()
+        assert detail.partitionColumns == [c for c in [table.partitioned_by] if c], table.name
+        assert (detail.clusteringColumns or []) == [c for c in [table.clustered_by] if c], table.name
+        assert {k: detail.properties.get(k) for k in table.properties} == table.properties, table.name
+        written = spark.read.format("delta").load(uri).schema
+        assert [(f.name, f.dataType) for f in written] == [(f.name, f.dataType) for f in table.schema]

@@ -12,8 +12,8 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from order_tracking import schema as s
+from order_tracking.catalog import ORDER_TRACKING
 from order_tracking.transforms.merge import (
-    create_order_tracking_table,
     match_condition,
     merge_into_order_tracking,
     newer_than,
@@ -170,7 +170,7 @@ def test_merge_is_independent_of_order_and_repeats(spark, orders, tmp_path):
     )
     results = []
     for name, sequence in {"forward": [day1, day2], "backward_repeated": [day2, day1, day2]}.items():
-        table = create_order_tracking_table(spark, str(tmp_path / name))
+        table = ORDER_TRACKING.ensure(spark, str(tmp_path / name))
         counts = [
             merge_into_order_tracking(spark, table, day, f"{name}-{i}", summarize_source(day))
             for i, day in enumerate(sequence)
@@ -186,7 +186,7 @@ def test_merge_is_independent_of_order_and_repeats(spark, orders, tmp_path):
 
 def test_order_tracking_table_is_clustered_with_deletion_vectors(spark, tmp_path):
     path = str(tmp_path / "order_tracking")
-    create_order_tracking_table(spark, path)
+    ORDER_TRACKING.ensure(spark, path)
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
     assert detail.clusteringColumns == ["tracking_num"]
     assert detail.properties["delta.enableDeletionVectors"] == "true"
@@ -195,7 +195,7 @@ def test_order_tracking_table_is_clustered_with_deletion_vectors(spark, tmp_path
 def test_order_tracking_files_carry_statistics_on_the_key_not_on_free_text(spark, tmp_path, orders):
     """The MERGE's key-range bound skips files by their tracking_num statistics."""
     path = tmp_path / "order_tracking"
-    target = create_order_tracking_table(spark, str(path))
+    target = ORDER_TRACKING.ensure(spark, str(path))
     day = orders(_order("TRK1", "2023-01-01 10:00:00", 1, "a.csv", 2))
     merge_into_order_tracking(spark, target, day, commit_tag="t", source=summarize_source(day))
 
@@ -229,7 +229,7 @@ def test_keys_holding_quotes_and_backslashes_bound_the_merge_exactly(spark, orde
     # end of a literal must neither break the statement nor shift the range (a shifted range
     # would miss the target row and insert a duplicate).
     keys = ["TRK'1", "TRK\\2", "TRK\\'3"]
-    table = create_order_tracking_table(spark, str(tmp_path / "order_tracking"))
+    table = ORDER_TRACKING.ensure(spark, str(tmp_path / "order_tracking"))
     for hour, status in ((10, "In Transit"), (11, "Delivered")):
         day = orders(*[_order(k, f"2023-01-01 {hour}:00:00", 1, "d", n, status) for n, k in enumerate(keys)])
         merge_into_order_tracking(spark, table, day, f"h{hour}", summarize_source(day))

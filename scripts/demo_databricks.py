@@ -14,8 +14,8 @@ from pyspark.sql import SparkSession
 from order_tracking import settings
 from order_tracking.engine import local_spark_config
 from order_tracking.sample_data import land_sample_files
-from order_tracking_tests.databricks_standin import DatabricksStandIn
-from order_tracking_tests.databricks_standin.operator import databricks_env, materialize
+from order_tracking_devtools.databricks_standin import DatabricksStandIn
+from order_tracking_devtools.databricks_standin.operator import databricks_env, materialize
 
 # Day 1 as the sensor runs a day; days 2-5 as a backfill runs a range: one run, one step each.
 RUNS = ["2023-01-01", "2023-01-02...2023-01-05"]

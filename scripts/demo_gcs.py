@@ -1,6 +1,6 @@
 """`make demo-gcs`: the sensor-driven flow on a laptop. Starts fake-gcs-server on 127.0.0.1, runs
 `dagster dev` (webserver + daemon) with the landing zone in an emulated bucket and the sensor on,
-uploads the five sample files one by one, and keeps Dagit up until Ctrl-C."""
+uploads the five sample files one by one, and keeps the Dagster UI up until Ctrl-C."""
 
 import os
 import shutil
@@ -11,9 +11,9 @@ from google.cloud import storage
 
 from order_tracking import engine, settings
 from order_tracking.sample_data import sample_files
-from order_tracking_tests.dagit import Dagit
-from order_tracking_tests.dagster_daemon import running_dagster_dev
-from order_tracking_tests.gcs_emulator import GcsEmulator
+from order_tracking_devtools.ui import DagsterUI
+from order_tracking_devtools.dagster_processes import running_dagster_dev
+from order_tracking_devtools.gcs_emulator import GcsEmulator
 
 BUCKET, PREFIX = "order-landing", "incoming"
 
@@ -36,14 +36,14 @@ def main() -> int:
     with engine.running(), running_dagster_dev(
         data / "dagster_home", env, data / "dagster_dev.log", port=3000
     ) as dagster:
-        print(f"fake-gcs-server at {emulator.url}; Dagit at http://127.0.0.1:3000", flush=True)
+        print(f"fake-gcs-server at {emulator.url}; the Dagster UI at http://127.0.0.1:3000", flush=True)
         try:
-            Dagit("http://127.0.0.1:3000").wait_until_ready(180, lambda: dagster.poll() is None)
+            DagsterUI("http://127.0.0.1:3000").wait_until_ready(180, lambda: dagster.poll() is None)
             for path in sample_files():
                 bucket.blob(f"{PREFIX}/{path.name}").upload_from_filename(str(path))
                 print(f"uploaded gs://{BUCKET}/{PREFIX}/{path.name}", flush=True)
                 time.sleep(10)
-            print(f"Watch the sensor's runs in Dagit; tables land in {data / 'lakehouse'}. Ctrl-C stops.")
+            print(f"Watch the sensor's runs in the Dagster UI; tables land in {data / 'lakehouse'}. Ctrl-C stops.")
             dagster.wait()
         except KeyboardInterrupt:
             pass

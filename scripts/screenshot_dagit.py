@@ -1,20 +1,20 @@
 """`make screenshot` (after `make demo`): start `dagster dev` on the demo's instance, open the asset
-graph in headless Chromium and save it (the README's picture), then shut Dagit down."""
+graph in headless Chromium and save it (the README's picture), then shut the Dagster UI down."""
 
 import os
 import sys
 from pathlib import Path
 
-from order_tracking_tests.dagit import Dagit, open_asset_graph
-from order_tracking_tests.dagster_daemon import running_dagster_dev, shut_down
-from order_tracking_tests.gcs_emulator import free_port
+from order_tracking_devtools.ui import DagsterUI, open_asset_graph
+from order_tracking_devtools.dagster_processes import running_dagster_dev, shut_down
+from order_tracking_devtools.gcs_emulator import free_port
 
 
 def main(out: Path) -> int:
     home = Path(os.environ["DAGSTER_HOME"])
     port = free_port()
     with running_dagster_dev(home, {}, home / "screenshot_dagster_dev.log", port) as process:
-        dagit = Dagit(f"http://127.0.0.1:{port}")
+        dagit = DagsterUI(f"http://127.0.0.1:{port}")
         dagit.wait_until_ready(timeout=180, is_alive=lambda: process.poll() is None)
         out.parent.mkdir(parents=True, exist_ok=True)
         nodes = open_asset_graph(dagit.url, out)

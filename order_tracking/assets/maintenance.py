@@ -4,8 +4,7 @@ from order_tracking.assets.common import OWNERS, RESOURCE_KEYS
 from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
 from order_tracking.assets.target import TRACKING
 from order_tracking.maintenance import compact
-from order_tracking.resources.lakehouse import ORDER_TRACKING
-from order_tracking.transforms.merge import create_order_tracking_table
+from order_tracking.catalog import ORDER_TRACKING
 
 
 @asset(
@@ -24,7 +23,7 @@ def order_tracking_layout(context: AssetExecutionContext) -> MaterializeResult:
     lakehouse = context.resources.lakehouse
     spark = context.resources.pyspark.spark_session
     # Created if missing: the schedule may fire before the first day is merged.
-    done = compact(spark, create_order_tracking_table(spark, lakehouse.table_uri(ORDER_TRACKING)))
+    done = compact(spark, ORDER_TRACKING.ensure(spark, lakehouse.table_uri(ORDER_TRACKING)))
     return MaterializeResult(
         metadata={
             "files_before": done.before.files,

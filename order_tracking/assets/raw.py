@@ -2,7 +2,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 
 from order_tracking.partitions import is_order_file
 from order_tracking.raw_zone import files_of_partition, ingest_partition
-from order_tracking.resources.lakehouse import RAW_FILE_LEDGER
+from order_tracking.catalog import RAW_FILE_LEDGER
 
 RAW_ORDER_FILES = AssetKey("raw_order_files")
 

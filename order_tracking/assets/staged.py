@@ -8,13 +8,12 @@ from dagster import (
     TableSchema,
 )
 
-from order_tracking import schema as s
 from order_tracking.assets.raw import RAW_ORDER_FILES
 from order_tracking.checks import check_no_quarantined_rows
-from order_tracking.resources.lakehouse import QUARANTINED_ORDERS, STAGED_ORDERS
+from order_tracking.catalog import QUARANTINED_ORDERS, STAGED_ORDERS
 from order_tracking.steps import StagingReport, stage_partition
 
-STAGED = AssetKey(STAGED_ORDERS)
+STAGED = AssetKey(STAGED_ORDERS.name)
 
 staged_orders_spec = AssetSpec(
     STAGED,
@@ -56,7 +55,7 @@ def materialize_staged_orders(
     result = MaterializeResult(
         asset_key=STAGED,
         metadata={
-            "dagster/column_schema": table_schema(s.STAGED_SCHEMA),
+            "dagster/column_schema": table_schema(STAGED_ORDERS.schema),
             "table": MetadataValue.path(lakehouse.table_uri(STAGED_ORDERS)),
             "quarantine_table": MetadataValue.path(lakehouse.table_uri(QUARANTINED_ORDERS)),
         },

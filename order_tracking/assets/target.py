@@ -4,11 +4,11 @@ from order_tracking import schema as s
 from order_tracking.assets.staged import STAGED, table_schema
 from order_tracking.checks import check_order_tracking
 from order_tracking.faults import crash_point
-from order_tracking.resources.lakehouse import ORDER_TRACKING
+from order_tracking.catalog import ORDER_TRACKING
 from order_tracking.steps import merge_partition
 from order_tracking.transforms.merge import SourceSummary
 
-TRACKING = AssetKey(ORDER_TRACKING)
+TRACKING = AssetKey(ORDER_TRACKING.name)
 
 order_tracking_spec = AssetSpec(
     TRACKING,
@@ -61,7 +61,7 @@ def materialize_order_tracking(
     return MaterializeResult(
         asset_key=TRACKING,
         metadata={
-            "dagster/column_schema": table_schema(s.ORDER_TRACKING_SCHEMA),
+            "dagster/column_schema": table_schema(ORDER_TRACKING.schema),
             "table": MetadataValue.path(lakehouse.table_uri(ORDER_TRACKING)),
         },
         check_results=checks,

@@ -8,7 +8,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
 from dagster_gcp import GCSResource
@@ -26,10 +26,8 @@ from order_tracking.resources.landing import (
     split_gs_uri,
 )
 
-STAGED_ORDERS = "staged_orders"
-ORDER_TRACKING = "order_tracking"
-QUARANTINED_ORDERS = "quarantined_orders"
-RAW_FILE_LEDGER = "raw_file_ledger"
+if TYPE_CHECKING:  # the catalog imports Spark; a type is all this module needs of it
+    from order_tracking.catalog import Table
 
 
 class RawPathTaken(Exception):
@@ -55,8 +53,9 @@ class Lakehouse(ConfigurableResource):
     def on_gcs(self) -> bool:
         return self.root_uri.startswith("gs://")
 
-    def table_uri(self, table: str) -> str:
-        return f"{self.root_uri}/{table}"
+    def table_uri(self, table: "Table") -> str:
+        """Where a table of the catalog (order_tracking/catalog.py) lives."""
+        return f"{self.root_uri}/{table.name}"
 
     def uri_of(self, relpath: str) -> str:
         return f"{self.root_uri}/{relpath}"

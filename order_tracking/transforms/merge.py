@@ -15,7 +15,6 @@ from order_tracking import schema as s
 from order_tracking.tables import (
     as_view,
     commit_tagged,
-    ensure_table,
     history,
     retry_on_conflict,
     table_ref,
@@ -71,35 +70,6 @@ class MergeCounts:
     @property
     def skipped_as_stale(self) -> int:
         return self.source_rows - self.inserted - self.updated
-
-
-# File statistics only on columns a reader filters on: the key (the MERGE's key-range bound,
-# lookups), the order number, dates and timestamps. On the free text (address, status, lineage
-# strings) they skip nothing and cost every MERGE's write: about 2 s of a 1M-row day's MERGE.
-STATS_COLUMNS = (
-    s.TRACKING_NUM,
-    s.ORDER_NUM,
-    s.RECEIVED_DATE,
-    s.DELIVER_DATE,
-    s.LAST_UPDATE,
-    s.LANDED_AT,
-    s.PARTITION_DATE,
-)
-
-
-def create_order_tracking_table(spark: SparkSession, path: str) -> str:
-    """Clustered by tracking_num so a MERGE touches few files; deletion vectors so an update marks
-    rows deleted instead of rewriting whole files."""
-    return ensure_table(
-        spark,
-        path,
-        s.ORDER_TRACKING_SCHEMA,
-        clustered_by=s.TRACKING_NUM,
-        properties={
-            "delta.enableDeletionVectors": "true",
-            "delta.dataSkippingStatsColumns": ",".join(STATS_COLUMNS),
-        },
-    )
 
 
 def merge_into_order_tracking(

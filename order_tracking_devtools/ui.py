@@ -1,4 +1,4 @@
-"""Talking to a running Dagit the way its UI does: GraphQL over HTTP, and a real Chromium page."""
+"""Talking to a running Dagster UI (dagster-webserver, once called Dagit) the way a browser does: GraphQL over HTTP, and a real Chromium page."""
 
 import json
 import shutil
@@ -21,7 +21,7 @@ SENSOR_SELECTOR = {
     "sensorName": "order_files_sensor",
 }
 FINAL_BACKFILL_STATUSES = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-# Where Dagit draws the asset graph of our group.
+# Where the Dagster UI draws the asset graph of our group.
 ASSET_GRAPH_PATH = f"/locations/{LOCATION}/asset-groups/order_tracking/lineage"
 
 
@@ -30,7 +30,7 @@ class GraphQLError(Exception):
 
 
 @dataclass
-class Dagit:
+class DagsterUI:
     url: str
 
     def graphql(self, query: str, **variables) -> dict:
@@ -67,7 +67,7 @@ class Dagit:
                 if entry["loadStatus"] == "LOADED" and {"BACKFILL", "SENSOR", "QUEUED_RUN_COORDINATOR"} <= healthy:
                     return
             time.sleep(1)
-        raise TimeoutError(f"Dagit not ready after {timeout} s: {last}")
+        raise TimeoutError(f"the Dagster UI is not ready after {timeout} s: {last}")
 
     def launch_range_backfill(self, first: str, last: str) -> str:
         partitions = {"range": {"start": first, "end": last}}

@@ -1,0 +1,79 @@
+"""Every table of the lakehouse, defined once: its name (the folder under the lakehouse root),
+schema, partitioning, clustering and properties. Whatever creates, writes or describes a table
+reads it here, so adding a table is adding an entry.
+
+Properties apply when a table is created; a table created by an earlier version keeps its old
+properties until they are set on it (docs/tables.md shows the statement).
+"""
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import SparkSession
+from pyspark.sql.types import StructType
+
+from order_tracking import schema as s
+from order_tracking.tables import ensure_table
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    schema: StructType
+    partitioned_by: str | None = None
+    clustered_by: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def ensure(self, spark: SparkSession, uri: str) -> str:
+        """Create the table at `uri` unless it exists (ahead of the first write); returns `uri`."""
+        return ensure_table(
+            spark,
+            uri,
+            self.schema,
+            partitioned_by=self.partitioned_by,
+            clustered_by=self.clustered_by,
+            properties=self.properties or None,
+        )
+
+
+# File statistics only on columns a reader filters on: the key (the MERGE's key-range bound,
+# lookups), the order number, dates and timestamps. On the free text (address, status, lineage
+# strings) they skip nothing and cost every MERGE's write: about 2 s of a 1M-row day's MERGE.
+ORDER_TRACKING_STATS_COLUMNS = (
+    s.TRACKING_NUM,
+    s.ORDER_NUM,
+    s.RECEIVED_DATE,
+    s.DELIVER_DATE,
+    s.LAST_UPDATE,
+    s.LANDED_AT,
+    s.PARTITION_DATE,
+)
+
+# The newest row per tracking_num. Clustered by tracking_num so a MERGE touches few files;
+# deletion vectors so an update marks rows deleted instead of rewriting whole files.
+ORDER_TRACKING = Table(
+    "order_tracking",
+    s.ORDER_TRACKING_SCHEMA,
+    clustered_by=s.TRACKING_NUM,
+    properties={
+        "delta.enableDeletionVectors": "true",
+        "delta.dataSkippingStatsColumns": ",".join(ORDER_TRACKING_STATS_COLUMNS),
+    },
+)
+
+# One row per tracking_num per day. Read a whole day at a time, found by its partition: column
+# statistics would skip nothing. Collecting them cost up to 2 s of a 1M-row day's write
+# (measured within this machine's noise; bench/results/2026-11-26.md, round 5).
+STAGED_ORDERS = Table(
+    "staged_orders",
+    s.STAGED_SCHEMA,
+    partitioned_by=s.PARTITION_DATE,
+    properties={"delta.dataSkippingNumIndexedCols": "0"},
+)
+
+# Every line that could not be staged, with its file, line and reason.
+QUARANTINED_ORDERS = Table("quarantined_orders", s.QUARANTINE_SCHEMA, partitioned_by=s.PARTITION_DATE)
+
+# One row per raw file version: what was moved into the raw zone, from where, with which bytes.
+RAW_FILE_LEDGER = Table("raw_file_ledger", s.LEDGER_SCHEMA)
+
+TABLES = (ORDER_TRACKING, STAGED_ORDERS, QUARANTINED_ORDERS, RAW_FILE_LEDGER)
