@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     IntegerType,
+    LongType,
     StringType,
     StructField,
     StructType,
@@ -83,6 +84,16 @@ def parse_header(source: str, text: str) -> FileHeader:
     return FileHeader(source, cleaned.strip(), tuple(f.strip().lower() for f in fields))
 
 
+BLOCK_OFFSETS_SCHEMA = StructType(
+    [
+        StructField(s.SOURCE_FILE, StringType()),
+        StructField("_block", LongType()),
+        StructField("_first_id", LongType()),
+        StructField("_lines_before", LongType()),
+    ]
+)
+
+
 def read_numbered_lines(spark: SparkSession, files: list[RawFile]) -> DataFrame:
     """Every line of every file with its 1-based line number: (_source_file, _source_line, _landed_at, value).
 
@@ -106,13 +117,19 @@ def read_numbered_lines(spark: SparkSession, files: list[RawFile]) -> DataFrame:
     for more in reads[1:]:
         lines = lines.unionByName(more)
 
-    blocks = lines.groupBy(s.SOURCE_FILE, "_block").agg(
+    # Each split's first line number, from the lines per split: a few rows (one per split of
+    # each file), summed on the driver. (A window partitioned by file did it in the plan, but
+    # with one file the file name is a constant, the optimizer dropped the partitioning, and
+    # Spark warned of a window without partitions on every run.)
+    per_split = lines.groupBy(s.SOURCE_FILE, "_block").agg(
         F.count(F.lit(1)).alias("_lines"), F.min("_id").alias("_first_id")
     )
-    earlier = Window.partitionBy(s.SOURCE_FILE).orderBy("_block").rowsBetween(
-        Window.unboundedPreceding, -1
-    )
-    blocks = blocks.withColumn("_lines_before", F.coalesce(F.sum("_lines").over(earlier), F.lit(0)))
+    offsets, lines_so_far = [], {}
+    for split in sorted(per_split.collect(), key=lambda row: (row[0], row[1])):
+        before = lines_so_far.get(split[0], 0)
+        offsets.append((split[0], split[1], split["_first_id"], before))
+        lines_so_far[split[0]] = before + split["_lines"]
+    blocks = spark.createDataFrame(offsets, BLOCK_OFFSETS_SCHEMA)
     return lines.join(F.broadcast(blocks), [s.SOURCE_FILE, "_block"]).select(
         s.SOURCE_FILE,
         (F.col("_id") - F.col("_first_id") + F.col("_lines_before") + 1).alias(s.SOURCE_LINE),
