@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-maintenance bench-jobs bench-gcs bench-backfill bench-large clean
+.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large clean
 
 install: $(VENV)/.installed
 
@@ -39,10 +39,10 @@ demo: jars $(DAGSTER_HOME)/dagster.yaml
 stop:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m order_tracking.engine stop; fi
 
-# The Dagit browser test drives Debian's Chromium; installed here where apt-get is available.
+# The Dagster UI's browser test drives Debian's Chromium; installed here where apt-get is available.
 chromium:
 	@command -v chromium >/dev/null || { \
-	  command -v apt-get >/dev/null || { echo "Install Chromium for order_tracking_tests/test_dagit.py" >&2; exit 1; }; \
+	  command -v apt-get >/dev/null || { echo "Install Chromium for order_tracking_tests/test_ui.py" >&2; exit 1; }; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); export DEBIAN_FRONTEND=noninteractive; \
 	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || { \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
@@ -64,7 +64,7 @@ test-serial: jars chromium
 test-thorough: jars
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q order_tracking_tests/test_property.py
 
-# The sensor-driven flow against fake-gcs-server, with Dagit on 127.0.0.1:3000 (Ctrl-C stops).
+# The sensor-driven flow against fake-gcs-server, with the Dagster UI on 127.0.0.1:3000 (Ctrl-C stops).
 demo-gcs: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python scripts/demo_gcs.py
 
@@ -91,8 +91,8 @@ bench-jobs: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/spark_jobs.py
 
 # Daily MERGEs fragment order_tracking; the probe MERGE before and after compacting it.
-bench-maintenance: jars
-	PYTHONPATH=$(CURDIR) $(BIN)/python bench/maintenance.py
+bench-compaction: jars
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/compaction.py
 
 # The five sample days as five daily runs versus one range run (the backfill policy's figures).
 bench-backfill: jars
@@ -104,7 +104,7 @@ bench-large: jars
 
 # The README's picture of the asset graph, taken in headless Chromium (run `make demo` first).
 screenshot: jars chromium $(DAGSTER_HOME)/dagster.yaml
-	PYTHONPATH=$(CURDIR) $(BIN)/python scripts/screenshot_dagit.py docs/images/dagit_asset_graph.png
+	PYTHONPATH=$(CURDIR) $(BIN)/python scripts/screenshot_ui.py docs/images/asset_graph.png
 
 dev: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

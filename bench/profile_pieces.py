@@ -32,11 +32,11 @@ def main() -> None:
     from dagster_pyspark.resources import spark_session_from_config
     from delta.tables import DeltaTable
 
-    from order_tracking.raw_zone import files_of_partition, ingest_partition, read_ledger
     from order_tracking.catalog import RAW_FILE_LEDGER
-    from order_tracking.resources.landing import LandingZone
+    from order_tracking.daily import land_day, merge_day, stage_day
     from order_tracking.engine import local_spark_config
-    from order_tracking.steps import merge_partition, stage_partition
+    from order_tracking.raw_zone import read_ledger
+    from order_tracking.resources.landing import LandingZone
     from order_tracking.transforms import parse
 
     base = ROOT / "bench" / "data"
@@ -69,8 +69,7 @@ def main() -> None:
             frame.write.format("noop").mode("overwrite").save()
 
         started = time.monotonic()
-        waiting = files_of_partition(landing.list_files(), DAY_KEY)
-        ingest_partition(spark, landing, lakehouse, ledger_uri, DAY_KEY, waiting, "pieces")
+        land_day(spark, landing, lakehouse, DAY_KEY, landing.list_files(), "pieces")
         figures.append(("ingest (raw copy, md5, ledger MERGE), once", [time.monotonic() - started]))
 
         files = [
@@ -87,12 +86,12 @@ def main() -> None:
         lines = parse.read_records(spark, files, headers)
         classified = parse.classify_lines(spark, lines, headers, DAY_KEY)
         timed("classify_lines (noop)", lambda: noop(classified))
-        timed("stage_partition", lambda: stage_partition(spark, lakehouse, DAY_KEY, "pieces"))
+        timed("stage_day", lambda: stage_day(spark, lakehouse, DAY_KEY, "pieces"))
 
         before = DeltaTable.forPath(spark, target).history(1).collect()[0]["version"]
         timed(
-            "merge_partition (target restored before each run)",
-            lambda: merge_partition(spark, lakehouse, DAY_KEY, "pieces"),
+            "merge_day (target restored before each run)",
+            lambda: merge_day(spark, lakehouse, DAY_KEY, "pieces"),
             before=lambda: DeltaTable.forPath(spark, target).restoreToVersion(before),
         )
         spark.stop()

@@ -138,9 +138,9 @@ def expected_table(spark, target_rows: int, day_file: Path):
 def _csv_schema():
     from pyspark.sql.types import StructType
 
-    from order_tracking import schema as s
+    from order_tracking import schema
 
-    return StructType(s.ORDER_FIELDS)
+    return StructType(schema.ORDER_FIELDS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,24 +227,19 @@ class Ours:
         return Lakehouse(uri=str(Path(target).parent))
 
     def stage(self, day_file: Path, target: str) -> None:
-        from order_tracking.raw_zone import files_of_partition, ingest_partition
-        from order_tracking.catalog import RAW_FILE_LEDGER
+        from order_tracking.daily import land_day, stage_day
         from order_tracking.resources.landing import LandingZone
-        from order_tracking.steps import stage_partition
 
         landing = LandingZone(uri=str(day_file.parent))
         lakehouse = self._lakehouse(target)
-        waiting = files_of_partition(landing.list_files(), DAY_KEY)
-        ingest_partition(
-            self.spark, landing, lakehouse, lakehouse.table_uri(RAW_FILE_LEDGER), DAY_KEY, waiting, "bench"
-        )
+        land_day(self.spark, landing, lakehouse, DAY_KEY, landing.list_files(), "bench")
         # As in a run's step: the MERGE takes the staged day's summary from the staging.
-        self.staged_now = stage_partition(self.spark, lakehouse, DAY_KEY, "bench").staged
+        self.staged_now = stage_day(self.spark, lakehouse, DAY_KEY, "bench").staged
 
     def merge(self, target: str) -> None:
-        from order_tracking.steps import merge_partition
+        from order_tracking.daily import merge_day
 
-        merge_partition(self.spark, self._lakehouse(target), DAY_KEY, "bench", self.staged_now)
+        merge_day(self.spark, self._lakehouse(target), DAY_KEY, "bench", self.staged_now)
 
 
 CONTENDERS = {"A": OldNotebooks, "B": PlainMerge, "C": Ours}

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
-from order_tracking import schema as s
-from order_tracking.tables import ensure_table
+from order_tracking import schema
+from order_tracking.delta import ensure_table
 
 
 @dataclass(frozen=True)
@@ -39,21 +39,21 @@ class Table:
 # lookups), the order number, dates and timestamps. On the free text (address, status, lineage
 # strings) they skip nothing and cost every MERGE's write: about 2 s of a 1M-row day's MERGE.
 ORDER_TRACKING_STATS_COLUMNS = (
-    s.TRACKING_NUM,
-    s.ORDER_NUM,
-    s.RECEIVED_DATE,
-    s.DELIVER_DATE,
-    s.LAST_UPDATE,
-    s.LANDED_AT,
-    s.PARTITION_DATE,
+    schema.TRACKING_NUM,
+    schema.ORDER_NUM,
+    schema.RECEIVED_DATE,
+    schema.DELIVER_DATE,
+    schema.LAST_UPDATE,
+    schema.LANDED_AT,
+    schema.PARTITION_DATE,
 )
 
 # The newest row per tracking_num. Clustered by tracking_num so a MERGE touches few files;
 # deletion vectors so an update marks rows deleted instead of rewriting whole files.
 ORDER_TRACKING = Table(
     "order_tracking",
-    s.ORDER_TRACKING_SCHEMA,
-    clustered_by=s.TRACKING_NUM,
+    schema.ORDER_TRACKING_SCHEMA,
+    clustered_by=schema.TRACKING_NUM,
     properties={
         "delta.enableDeletionVectors": "true",
         "delta.dataSkippingStatsColumns": ",".join(ORDER_TRACKING_STATS_COLUMNS),
@@ -65,15 +65,15 @@ ORDER_TRACKING = Table(
 # (measured within this machine's noise; bench/results/2026-11-26.md, round 5).
 STAGED_ORDERS = Table(
     "staged_orders",
-    s.STAGED_SCHEMA,
-    partitioned_by=s.PARTITION_DATE,
+    schema.STAGED_SCHEMA,
+    partitioned_by=schema.PARTITION_DATE,
     properties={"delta.dataSkippingNumIndexedCols": "0"},
 )
 
 # Every line that could not be staged, with its file, line and reason.
-QUARANTINED_ORDERS = Table("quarantined_orders", s.QUARANTINE_SCHEMA, partitioned_by=s.PARTITION_DATE)
+QUARANTINED_ORDERS = Table("quarantined_orders", schema.QUARANTINE_SCHEMA, partitioned_by=schema.PARTITION_DATE)
 
 # One row per raw file version: what was moved into the raw zone, from where, with which bytes.
-RAW_FILE_LEDGER = Table("raw_file_ledger", s.LEDGER_SCHEMA)
+RAW_FILE_LEDGER = Table("raw_file_ledger", schema.LEDGER_SCHEMA)
 
 TABLES = (ORDER_TRACKING, STAGED_ORDERS, QUARANTINED_ORDERS, RAW_FILE_LEDGER)

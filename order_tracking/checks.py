@@ -13,8 +13,8 @@ from dagster import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from order_tracking import schema as s
-from order_tracking.steps import SAMPLE_SIZE, TOP_REASONS, StagingReport
+from order_tracking import schema
+from order_tracking.daily import SAMPLE_SIZE, TOP_REASONS, StagingReport
 
 tracking_num_is_unique = AssetCheckSpec(
     "tracking_num_is_unique",
@@ -43,18 +43,18 @@ def check_order_tracking(
 ) -> tuple[list[AssetCheckResult], int]:
     """Both order_tracking checks, and the row count, from one pass over the table; samples only
     when a check fails."""
-    unknown_status = ~F.col(s.STATUS).isin(known_statuses) | F.col(s.STATUS).isNull()
+    unknown_status = ~F.col(schema.STATUS).isin(known_statuses) | F.col(schema.STATUS).isNull()
     stats = table.agg(
         F.count(F.lit(1)).alias("rows"),
-        F.count_distinct(s.TRACKING_NUM).alias("distinct"),
-        F.count_if(F.col(s.TRACKING_NUM).isNull()).alias("nulls"),
+        F.count_distinct(schema.TRACKING_NUM).alias("distinct"),
+        F.count_if(F.col(schema.TRACKING_NUM).isNull()).alias("nulls"),
         F.count_if(unknown_status).alias("unknown_status"),
     ).first()
 
     duplicated = stats["rows"] - stats["nulls"] - stats["distinct"]
     unique_metadata = {"duplicate_rows": duplicated, "null_tracking_nums": stats["nulls"]}
     if duplicated:
-        offenders = table.groupBy(s.TRACKING_NUM).count().where("count > 1")
+        offenders = table.groupBy(schema.TRACKING_NUM).count().where("count > 1")
         unique_metadata["sample"] = _sample(offenders.orderBy(F.desc("count")))
 
     status_metadata = {
@@ -62,7 +62,7 @@ def check_order_tracking(
         "known_statuses": ", ".join(known_statuses),
     }
     if stats["unknown_status"]:
-        by_status = table.where(unknown_status).groupBy(s.STATUS).count()
+        by_status = table.where(unknown_status).groupBy(schema.STATUS).count()
         status_metadata["sample"] = _sample(by_status.orderBy(F.desc("count")))
 
     results = [

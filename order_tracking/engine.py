@@ -29,7 +29,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -237,12 +238,21 @@ def running(directory: Path | None = None) -> Iterator[Endpoint]:
     """The engine of `directory` for the block (a demo, a benchmark): started if none runs, and
     then stopped again at the end, so the block leaves nothing running; one that was already
     running is left as it was."""
-    endpoint, started = start(directory)
-    try:
-        yield endpoint
-    finally:
-        if started:
-            stop(directory)
+    with starting(directory) as endpoint:
+        yield endpoint()
+
+
+@contextmanager
+def starting(directory: Path | None = None) -> Iterator[Callable[[], Endpoint]]:
+    """`running`, with the block going on while the engine starts (10-15 s of JVM start that a
+    demo spends importing and preparing): calling what it yields waits for the endpoint."""
+    with ThreadPoolExecutor(max_workers=1) as background:
+        started = background.submit(start, directory)
+        try:
+            yield lambda: started.result()[0]
+        finally:
+            if started.exception() is None and started.result()[1]:
+                stop(directory)
 
 
 def stop_unless_attached(directory: Path | None = None) -> bool:

@@ -35,8 +35,8 @@ def sensor_settings(environment: Environment) -> tuple[int, DefaultSensorStatus]
     return interval, DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED
 
 
-def layout_schedule_status(environment: Environment) -> DefaultScheduleStatus:
-    """The daily compaction runs by default in production; locally only when started in Dagit."""
+def compaction_schedule_status(environment: Environment) -> DefaultScheduleStatus:
+    """The daily compaction runs by default in production; locally only when started in the Dagster UI."""
     if environment is Environment.DATABRICKS:
         return DefaultScheduleStatus.RUNNING
     return DefaultScheduleStatus.STOPPED

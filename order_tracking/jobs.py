@@ -1,6 +1,6 @@
 from dagster import DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
-from order_tracking.assets import order_tracking_layout, order_tracking_pipeline
+from order_tracking.assets import order_tracking_compaction, order_tracking_pipeline
 
 order_tracking_job = define_asset_job(
     "order_tracking_job",
@@ -8,17 +8,17 @@ order_tracking_job = define_asset_job(
     description="Land, stage and merge one day of order files.",
 )
 
-order_tracking_layout_job = define_asset_job(
-    "order_tracking_layout_job",
-    selection=[order_tracking_layout],
+order_tracking_compaction_job = define_asset_job(
+    "order_tracking_compaction_job",
+    selection=[order_tracking_compaction],
     description="Compact and cluster order_tracking (OPTIMIZE) so each day's MERGE reads few files.",
 )
 
 
-def build_layout_schedule(default_status: DefaultScheduleStatus) -> ScheduleDefinition:
+def build_compaction_schedule(default_status: DefaultScheduleStatus) -> ScheduleDefinition:
     return ScheduleDefinition(
-        name="order_tracking_layout_schedule",
-        job=order_tracking_layout_job,
+        name="order_tracking_compaction_schedule",
+        job=order_tracking_compaction_job,
         # Once a day, at an hour when files rarely land; a sensor run that comes anyway waits
         # for the writers' pool.
         cron_schedule="0 4 * * *",

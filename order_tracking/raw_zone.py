@@ -1,26 +1,20 @@
-"""Moving landed files into the raw zone, and the ledger that remembers every version.
-
-Order of effects, chosen so a crash at any point loses nothing and double-counts nothing:
-1. copy the landed bytes to a raw path that was never used (verified by md5),
-2. append every copied file to the ledger in one Delta commit,
-3. only then remove the landed files.
-A rerun after (1) finds the identical raw file and reuses it; after (2) it recognises the landed
-file as already recorded and just removes it.
+"""The raw zone: every landed file's bytes, kept under a path never reused, and the ledger that
+remembers every version (raw_file_ledger). How a day's files move in, and in which order of
+effects, is daily.land_day.
 """
 
 import re
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from order_tracking.faults import crash_point
-from order_tracking.partitions import base_name, is_order_file, partition_for_file
+from order_tracking.partitions import base_name
 from order_tracking.resources.landing import LandedFile, LandingZone, SourceChanged
 from order_tracking.catalog import RAW_FILE_LEDGER
 from order_tracking.resources.lakehouse import Lakehouse, RawPathTaken
-from order_tracking.tables import as_view, read_table, retry_on_conflict, table_ref
+from order_tracking.delta import as_view, read_table, retry_on_conflict, table_ref
 
 
 @dataclass(frozen=True)
@@ -76,7 +70,7 @@ def append_ledger(spark: SparkSession, ledger_uri: str, entries: list[LedgerEntr
             retry_on_conflict(lambda: spark.sql(statement).collect())
 
 
-def _copy_to_a_free_raw_path(
+def copy_to_a_free_raw_path(
     lakehouse: Lakehouse,
     landing: LandingZone,
     file: LandedFile,
@@ -106,81 +100,3 @@ def _copy_to_a_free_raw_path(
             used_paths.add(relpath)
             raise SourceChanged(file.name)
         return version, relpath, size
-
-
-@dataclass
-class IngestReport:
-    recorded: list[LedgerEntry] = field(default_factory=list)
-    replays: list[str] = field(default_factory=list)  # same name and bytes as a recorded version
-    changed_while_moving: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    @property
-    def bytes_moved(self) -> int:
-        return sum(e.size_bytes for e in self.recorded)
-
-
-def files_of_partition(files: list[LandedFile], partition_key: str) -> list[LandedFile]:
-    return [
-        f
-        for f in files
-        if is_order_file(f.name) and partition_for_file(f.name, f.landed_at) == partition_key
-    ]
-
-
-def ingest_partition(
-    spark: SparkSession,
-    landing: LandingZone,
-    lakehouse: Lakehouse,
-    ledger_uri: str,
-    partition_key: str,
-    landed: list[LandedFile],
-    run_id: str,
-) -> IngestReport:
-    """Move the landed order files of one partition into the raw zone and record them."""
-    report = IngestReport()
-    ledger = read_ledger(spark, ledger_uri, partition_key)
-    known = {(e.file_name, e.md5) for e in ledger}
-    used_paths = {e.raw_path for e in ledger}
-    done: list[LandedFile] = []
-
-    for file in landed:
-        try:
-            md5 = landing.md5(file)
-        except SourceChanged:
-            report.changed_while_moving.append(file.name)
-            continue
-        if (file.name, md5) in known:
-            report.replays.append(file.name)
-            done.append(file)
-            continue
-        version = 1 + max((e.version for e in ledger if e.file_name == file.name), default=0)
-        try:
-            version, relpath, size = _copy_to_a_free_raw_path(
-                lakehouse, landing, file, md5, partition_key, version, used_paths
-            )
-        except SourceChanged:
-            report.changed_while_moving.append(file.name)
-            continue
-        entry = LedgerEntry(
-            partition_date=date.fromisoformat(partition_key),
-            file_name=file.name,
-            version=version,
-            raw_path=relpath,
-            size_bytes=size,
-            md5=md5,
-            landed_at=file.landed_at,
-            generation=file.generation,
-            recorded_at=datetime.now(timezone.utc),
-            run_id=run_id,
-        )
-        report.recorded.append(entry)
-        ledger.append(entry)
-        known.add((file.name, md5))
-        used_paths.add(relpath)
-        done.append(file)
-
-    crash_point("after_raw_copy")
-    append_ledger(spark, ledger_uri, report.recorded)
-    report.removed = [f.name for f in done if landing.remove(f)]
-    return report

@@ -6,10 +6,14 @@
 | ORDER_TRACKING_LANDING_URI     | $ORDER_TRACKING_DATA_DIR/landing |
 | ORDER_TRACKING_LAKEHOUSE_URI   | $ORDER_TRACKING_DATA_DIR/lakehouse |
 | ORDER_TRACKING_IVY_DIR         | ~/.cache/order_tracking/ivy      |
+| ORDER_TRACKING_SPARK_REMOTE    | (the local warm engine)          |
 """
 
 import os
 from pathlib import Path
+
+# A Spark Connect URL (sc://…) that runs attach to instead of the local warm engine.
+SPARK_REMOTE = "ORDER_TRACKING_SPARK_REMOTE"
 
 
 def data_dir() -> Path:

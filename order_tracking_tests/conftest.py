@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from order_tracking import engine as local_engine
 from order_tracking.environment import Environment
+from order_tracking.schema import STAGED_SCHEMA
 from order_tracking.resources import SPARK_REMOTE, resources_for
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
@@ -142,3 +143,12 @@ def cli_materialization(tmp_path_factory):
         env=env, cwd=root, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     return completed, folders
+
+
+@pytest.fixture
+def orders(spark):
+    """staged_orders rows as a DataFrame, from helpers.staged_order rows."""
+    def build(*rows):
+        return spark.createDataFrame(list(rows), STAGED_SCHEMA)
+
+    return build

@@ -4,10 +4,11 @@ import csv
 import io
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from dagster import AssetKey, AssetMaterialization, materialize
+from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from order_tracking.assets import order_tracking_pipeline
@@ -149,15 +150,12 @@ def sample_days_oracle(days: int) -> list[tuple]:
 
 def materialize_day(spark, landing, lakehouse, day: str) -> None:
     """What a run of the three assets does for one day, without Dagster (their own functions)."""
-    from order_tracking.raw_zone import files_of_partition, ingest_partition
-    from order_tracking.catalog import RAW_FILE_LEDGER
-    from order_tracking.steps import merge_partition, stage_partition
+    from order_tracking.daily import land_day, merge_day, stage_day
 
     run_id = uuid.uuid4().hex
-    waiting = files_of_partition(landing.list_files(), day)
-    ingest_partition(spark, landing, lakehouse, lakehouse.table_uri(RAW_FILE_LEDGER), day, waiting, run_id)
-    report = stage_partition(spark, lakehouse, day, run_id)
-    merge_partition(spark, lakehouse, day, run_id, report.staged)
+    land_day(spark, landing, lakehouse, day, landing.list_files(), run_id)
+    report = stage_day(spark, lakehouse, day, run_id)
+    merge_day(spark, lakehouse, day, run_id, report.staged)
 
 
 # Secret values a deployment may have in its environment. The local run never needs them; they
@@ -167,3 +165,22 @@ SECRET_MARKERS = {
     "DATABRICKS_CLIENT_SECRET": "dose-LEAKCHECK-a1b2c3d4e5",
     "GCS_HMAC_SECRET": "hmac-LEAKCHECK-99887766",
 }
+
+
+def staged_order(tracking, ts, landed_day, source, line, status="In Transit"):
+    """A staged_orders row: its key, timestamp, landing day, file and line (the sequence)."""
+    return Row(
+        order_num=1,
+        tracking_num=tracking,
+        pck_recieved_date=date(2023, 1, 1),
+        package_deliver_date=date(2023, 1, 2),
+        status=status,
+        address="1 Main St",
+        last_update_timestamp=datetime.fromisoformat(ts),
+        _rescued_data=None,
+        _source_file=source,
+        _source_line=line,
+        _landed_at=at(landed_day).replace(tzinfo=None),
+        _partition_date=date(2023, 1, landed_day),
+        _run_id="run",
+    )

@@ -7,7 +7,7 @@ from itertools import accumulate
 
 from dagster import materialize
 
-from order_tracking.assets import order_tracking_layout
+from order_tracking.assets import order_tracking_compaction
 from order_tracking.assets.pipeline import DAILY_ASSETS
 from order_tracking.sample_data import sample_files
 from order_tracking_tests.helpers import (
@@ -192,10 +192,10 @@ def test_compaction_leaves_few_files_and_every_row_as_it_was(spark, local_resour
     before = table(spark, lakehouse_dir, "order_tracking").localCheckpoint()
 
     first, again = (
-        materialize([order_tracking_layout], resources=local_resources) for _ in range(2)
+        materialize([order_tracking_compaction], resources=local_resources) for _ in range(2)
     )
 
-    compacted = metadata(first, "order_tracking_layout")
+    compacted = metadata(first, "order_tracking_compaction")
     # Each day's MERGE added files and marked replaced rows; OPTIMIZE rewrites them as one file.
     assert compacted["files_before"] > compacted["files_after"] == 1
     assert compacted["files_removed"] == compacted["files_before"]
@@ -204,12 +204,12 @@ def test_compaction_leaves_few_files_and_every_row_as_it_was(spark, local_resour
     assert before.exceptAll(after).count() == 0 and after.exceptAll(before).count() == 0
     assert after.count() == before.count()
     # Already compact: the second run rewrites nothing.
-    repeated = metadata(again, "order_tracking_layout")
+    repeated = metadata(again, "order_tracking_compaction")
     assert (repeated["files_removed"], repeated["files_after"]) == (0, 1)
 
 
 def test_compaction_before_any_merge_creates_the_empty_table(local_resources, lakehouse_dir):
-    result = materialize([order_tracking_layout], resources=local_resources)
+    result = materialize([order_tracking_compaction], resources=local_resources)
 
-    assert (metadata(result, "order_tracking_layout")["files_after"]) == 0
+    assert (metadata(result, "order_tracking_compaction")["files_after"]) == 0
     assert (lakehouse_dir / "order_tracking" / "_delta_log").is_dir()

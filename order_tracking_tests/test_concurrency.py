@@ -19,16 +19,15 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, materialize
 from pyspark.sql import functions as F
 
-from order_tracking import schema as s
-from order_tracking.raw_zone import files_of_partition, ingest_partition
+from order_tracking import schema
 from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
 from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sample_data import land_sample_files
-from order_tracking.steps import merge_partition, stage_partition
-from order_tracking.transforms.merge import (
-    merge_into_order_tracking,
+from order_tracking.daily import land_day, merge_day, stage_day
+from order_tracking.delta import (
+    sequenced_merge,
     summarize_source,
 )
 from order_tracking_tests.helpers import (
@@ -122,19 +121,19 @@ def staged_rows(spark, day: int, status: str):
     return spark.range(1).select(
         *[
             {
-                s.ORDER_NUM: F.lit(1).cast("bigint"),
-                s.TRACKING_NUM: F.lit("TRK1"),
-                s.STATUS: F.lit(status),
-                s.LAST_UPDATE: F.lit(f"2023-01-0{day} 12:00:00").cast("timestamp"),
-                s.SOURCE_FILE: F.lit(f"raw/dt=2023-01-0{day}/f.csv"),
-                s.SOURCE_LINE: F.lit(2).cast("bigint"),
-                s.LANDED_AT: F.lit(f"2023-01-0{day} 13:00:00").cast("timestamp"),
-                s.PARTITION_DATE: F.lit(f"2023-01-0{day}").cast("date"),
+                schema.ORDER_NUM: F.lit(1).cast("bigint"),
+                schema.TRACKING_NUM: F.lit("TRK1"),
+                schema.STATUS: F.lit(status),
+                schema.LAST_UPDATE: F.lit(f"2023-01-0{day} 12:00:00").cast("timestamp"),
+                schema.SOURCE_FILE: F.lit(f"raw/dt=2023-01-0{day}/f.csv"),
+                schema.SOURCE_LINE: F.lit(2).cast("bigint"),
+                schema.LANDED_AT: F.lit(f"2023-01-0{day} 13:00:00").cast("timestamp"),
+                schema.PARTITION_DATE: F.lit(f"2023-01-0{day}").cast("date"),
             }
             .get(field.name, F.lit(None))
             .cast(field.dataType)
             .alias(field.name)
-            for field in s.ORDER_TRACKING_SCHEMA.fields
+            for field in schema.ORDER_TRACKING_SCHEMA.fields
         ]
     )
 
@@ -159,7 +158,7 @@ def test_a_merge_that_loses_the_race_is_retried_on_the_new_version(spark, new_se
     uri = str(tmp_path / ORDER_TRACKING.name)
     ORDER_TRACKING.ensure(spark, uri)
     first = staged_rows(spark, 1, "Shipped")
-    merge_into_order_tracking(spark, uri, first, "day1", summarize_source(first))
+    sequenced_merge(spark, uri, first, "day1", summarize_source(first))
     gate = tmp_path / "gate"
     # Separate sessions, as separate runs would have (the commit tag is a session setting).
     session_a, session_b = new_session(), new_session()
@@ -167,12 +166,12 @@ def test_a_merge_that_loses_the_race_is_retried_on_the_new_version(spark, new_se
     def merge_a():
         rows = staged_rows(session_a, 3, "Delivered")
         source = summarize_source(rows)
-        return merge_into_order_tracking(session_a, uri, held_until(rows, gate), "run-a", source)
+        return sequenced_merge(session_a, uri, held_until(rows, gate), "run-a", source)
 
     with ThreadPoolExecutor(1) as pool:
         a = pool.submit(merge_a)
         rows_b = staged_rows(session_b, 2, "In Transit")
-        b = merge_into_order_tracking(session_b, uri, rows_b, "run-b", summarize_source(rows_b))
+        b = sequenced_merge(session_b, uri, rows_b, "run-b", summarize_source(rows_b))
         gate.touch()
         a = a.result()
 
@@ -190,35 +189,33 @@ def test_a_merge_given_its_own_staging_ignores_keys_a_later_restage_added(spark,
     key to the other run: merged here it would be inserted a second time, since the MERGE only
     matches target rows within the range."""
     landing, lakehouse = LandingZone(uri=str(tmp_path / "landing")), Lakehouse(uri=str(tmp_path / "lakehouse"))
-    ledger = lakehouse.table_uri(RAW_FILE_LEDGER)
     files = []
 
     def land_and_ingest(day: str, name: str, lines: list[str], landed_at) -> None:
         land(tmp_path / "landing", name, "\n".join([HEADER, *lines]) + "\n", landed_at)
         files.append((name, "\n".join([HEADER, *lines]), landed_at))
-        waiting = files_of_partition(landing.list_files(), day)
-        ingest_partition(spark, landing, lakehouse, ledger, day, waiting, "run")
+        land_day(spark, landing, lakehouse, day, landing.list_files(), "run")
 
     land_and_ingest("2023-01-04", "orders_2023_01_04.csv", [
         "1005,TRK5,2023-01-03,2023-01-09,In Transit,5 Main St,2023-01-04 10:00:00",
     ], at(4))
-    first = stage_partition(spark, lakehouse, "2023-01-04", "run-4")
-    merge_partition(spark, lakehouse, "2023-01-04", "run-4", first.staged)
+    first = stage_day(spark, lakehouse, "2023-01-04", "run-4")
+    merge_day(spark, lakehouse, "2023-01-04", "run-4", first.staged)
 
     land_and_ingest("2023-01-05", "orders_2023_01_05.csv", [
         "1001,TRK1,2023-01-04,2023-01-09,In Transit,1 Main St,2023-01-05 09:00:00",
         "1002,TRK2,2023-01-04,2023-01-09,In Transit,2 Main St,2023-01-05 09:30:00",
     ], at(5))
-    run_a = stage_partition(spark, lakehouse, "2023-01-05", "run-a")
+    run_a = stage_day(spark, lakehouse, "2023-01-05", "run-a")
     assert run_a.staged.keys == ("TRK1", "TRK2")
     # Run b lands a late file of the same day (a newer TRK5) and restages the day first.
     land_and_ingest("2023-01-05", "orders_2023_01_05_late.csv", [
         "1005,TRK5,2023-01-03,2023-01-09,Delivered,5 Main St,2023-01-05 18:00:00",
     ], at(5, 20))
-    run_b = stage_partition(spark, lakehouse, "2023-01-05", "run-b")
+    run_b = stage_day(spark, lakehouse, "2023-01-05", "run-b")
 
-    merge_partition(spark, lakehouse, "2023-01-05", "run-a", run_a.staged)
+    merge_day(spark, lakehouse, "2023-01-05", "run-a", run_a.staged)
     table = spark.read.format("delta").load(lakehouse.table_uri(ORDER_TRACKING))
-    assert table.where(F.col(s.TRACKING_NUM) == "TRK5").count() == 1
-    merge_partition(spark, lakehouse, "2023-01-05", "run-b", run_b.staged)
+    assert table.where(F.col(schema.TRACKING_NUM) == "TRK5").count() == 1
+    merge_day(spark, lakehouse, "2023-01-05", "run-b", run_b.staged)
     assert business_rows(table) == oracle(files)

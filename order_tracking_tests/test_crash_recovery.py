@@ -22,7 +22,7 @@ from order_tracking.raw_zone import read_ledger
 from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER, STAGED_ORDERS
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.sample_data import sample_files
-from order_tracking.tables import history, latest_version
+from order_tracking.delta import history, latest_version
 from order_tracking_devtools.databricks_standin.operator import materialize_command
 from order_tracking_tests.helpers import at, business_rows, land, oracle, run_days
 

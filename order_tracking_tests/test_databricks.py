@@ -323,10 +323,10 @@ def test_databricks_definitions_load_and_plan_with_documented_variables_only(var
     assert completed.returncode == 0, completed.stderr[-3000:]
     if variables == "documented":
         assert "['order_tracking_pipeline']" in completed.stdout
-    else:  # Dagit shows where the steps run
+    else:  # the Dagster UI shows where the steps run
         assert completed.stdout.strip().splitlines()[-1] == str([
             ("order_tracking", ["databricks", "delta", "spark"]),
-            ("order_tracking_layout", ["databricks", "delta", "spark"]),
+            ("order_tracking_compaction", ["databricks", "delta", "spark"]),
             ("raw_order_files", ["databricks", "delta", "gcs", "spark"]),
             ("staged_orders", ["databricks", "delta", "spark"]),
         ])
@@ -373,26 +373,26 @@ def test_standin_rejects_a_wrong_token(standin):
 
 
 def test_compaction_runs_on_the_cluster_and_changes_no_row(sample_days, standin, spark):
-    """order_tracking_layout goes through the launcher like the daily steps (last in this module:
+    """order_tracking_compaction goes through the launcher like the daily steps (last in this module:
     it rewrites the table the tests above read)."""
     root, env, _, _ = sample_days
     before = max(standin.runs, default=0)
 
-    completed = materialize_layout(env)
+    completed = materialize_compaction(env)
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert len([run_id for run_id in standin.runs if run_id > before]) == 1
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        event = instance.get_latest_materialization_event(AssetKey("order_tracking_layout"))
+        event = instance.get_latest_materialization_event(AssetKey("order_tracking_compaction"))
     metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
     assert metadata["files_before"] > metadata["files_after"] == 1
     table = spark.read.format("delta").load(str(root / "lakehouse" / "order_tracking"))
     assert business_rows(table) == sample_days_oracle(len(DAYS))
 
 
-def materialize_layout(env: dict) -> subprocess.CompletedProcess:
+def materialize_compaction(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "order_tracking.definitions",
-         "--select", "order_tracking_layout"],
+         "--select", "order_tracking_compaction"],
         env=env, cwd=env["DAGSTER_HOME"], capture_output=True, text=True, timeout=900,
     )

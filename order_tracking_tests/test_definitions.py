@@ -9,28 +9,33 @@ from order_tracking.definitions import defs
 from order_tracking.environment import (
     Environment,
     current_environment,
-    layout_schedule_status,
+    compaction_schedule_status,
 )
 from order_tracking.resources import resources_for
 
 pytestmark = pytest.mark.quick  # the inner loop: make check
 
 ASSETS = ["raw_order_files", "staged_orders", "order_tracking"]  # written out: what users select
-LAYOUT = "order_tracking_layout"
+COMPACTION = "order_tracking_compaction"
 
 
 def test_definitions_load_with_the_three_partitioned_assets():
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {*ASSETS, LAYOUT}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {*ASSETS, COMPACTION}
     for name in ASSETS:
         node = graph.get(AssetKey(name))
         assert node.partitions_def.get_first_partition_key() == "2023-01-01"
     assert defs.resolve_job_def("order_tracking_job")
 
 
-def test_every_asset_declares_the_production_resource_keys():
-    for name in [*ASSETS, LAYOUT]:
-        assert defs.resolve_assets_def(name).required_resource_keys >= RESOURCE_KEYS
+def test_every_asset_goes_through_the_step_launcher_and_needs_only_bound_keys():
+    """Every asset requires the step launcher (so that in production its step runs on
+    Databricks) and the Spark session; what it requires is bound under the same keys in every
+    environment."""
+    for name in [*ASSETS, COMPACTION]:
+        required = defs.resolve_assets_def(name).required_resource_keys - {"io_manager"}
+        assert {"pyspark", "step_launcher"} <= required <= RESOURCE_KEYS
+    assert defs.resolve_assets_def(ASSETS[0]).required_resource_keys >= RESOURCE_KEYS
     assert set(resources_for(Environment.LOCAL)) == RESOURCE_KEYS
 
 
@@ -40,7 +45,7 @@ def test_kinds_say_what_each_asset_touches_locally():
         "raw_order_files": {"gcs", "spark", "delta"},
         "staged_orders": {"spark", "delta"},
         "order_tracking": {"spark", "delta"},
-        LAYOUT: {"spark", "delta"},
+        COMPACTION: {"spark", "delta"},
     }  # "databricks" is added in the databricks environment (test_databricks.py)
 
 
@@ -52,25 +57,25 @@ def test_the_three_assets_are_one_step_in_the_writers_pool():
     assert step.can_subset
     assert step.op.pool == "order_tracking_writer"
     # Compaction rewrites the files a MERGE updates: it takes turns with the pipeline.
-    assert defs.resolve_assets_def(LAYOUT).op.pool == "order_tracking_writer"
+    assert defs.resolve_assets_def(COMPACTION).op.pool == "order_tracking_writer"
     checks = {key.name for key in step.check_keys}
     assert checks == {"partition_has_no_quarantined_rows", "tracking_num_is_unique", "status_is_known"}
 
 
 def test_compaction_is_a_daily_schedule_of_its_own_unpartitioned_asset():
     graph = defs.resolve_asset_graph()
-    layout = graph.get(AssetKey(LAYOUT))
-    assert layout.partitions_def is None
-    assert layout.parent_keys == {AssetKey("order_tracking")}
-    assert layout.group_name != graph.get(AssetKey("order_tracking")).group_name
+    compaction = graph.get(AssetKey(COMPACTION))
+    assert compaction.partitions_def is None
+    assert compaction.parent_keys == {AssetKey("order_tracking")}
+    assert compaction.group_name != graph.get(AssetKey("order_tracking")).group_name
     [schedule] = defs.schedules
-    assert schedule.job_name == "order_tracking_layout_job"
+    assert schedule.job_name == "order_tracking_compaction_job"
     assert schedule.cron_schedule == "0 4 * * *"
-    selected = defs.resolve_job_def("order_tracking_layout_job").asset_layer.selected_asset_keys
-    assert selected == {AssetKey(LAYOUT)}
+    selected = defs.resolve_job_def("order_tracking_compaction_job").asset_layer.selected_asset_keys
+    assert selected == {AssetKey(COMPACTION)}
     # Running by default where production runs; a laptop compacts only when asked.
-    assert layout_schedule_status(Environment.DATABRICKS) is DefaultScheduleStatus.RUNNING
-    assert layout_schedule_status(Environment.LOCAL) is DefaultScheduleStatus.STOPPED
+    assert compaction_schedule_status(Environment.DATABRICKS) is DefaultScheduleStatus.RUNNING
+    assert compaction_schedule_status(Environment.LOCAL) is DefaultScheduleStatus.STOPPED
     assert schedule.default_status is DefaultScheduleStatus.STOPPED  # this process is local
 
 

@@ -45,7 +45,8 @@ def test_sample_days_give_the_expected_table(spark, local_resources, landing_dir
 
 def test_the_demo_prints_what_each_day_did_and_the_table(tmp_path):
     """`make demo` (python -m order_tracking.demo) on a data directory of its own, attached to the
-    suite's engine: a line per day with what each asset did, then the final table."""
+    suite's engine: while it runs, a line per day and asset; then a line per day with what each
+    asset did, and the final table; none of Spark's, Ivy's or Dagster's own noise."""
     (tmp_path / "home").mkdir()
     env = os.environ | {"DAGSTER_HOME": str(tmp_path / "home"), "ORDER_TRACKING_DATA_DIR": str(tmp_path / "data")}
     demo = subprocess.run(
@@ -62,3 +63,12 @@ def test_the_demo_prints_what_each_day_did_and_the_table(tmp_path):
     ]
     assert f"order_tracking (23 rows) in {tmp_path / 'data' / 'lakehouse' / 'order_tracking'}" in demo.stdout
     assert "TRK1017" in demo.stdout
+    staged, inserted, updated = (20, 21, 6, 22, 23), (20, 1, 0, 1, 1), (0, 20, 6, 21, 22)
+    progress = [line.split(" - ")[-1] for line in demo.stderr.splitlines() if " - INFO - " in line]
+    assert progress == (
+        [f"{day} raw_order_files: 1 file(s) moved" for day in DAYS]
+        + [f"{day} staged_orders: {n} row(s) staged, 0 quarantined" for day, n in zip(DAYS, staged)]
+        + [f"{day} order_tracking: {i} inserted, {u} updated, 0 stale" for day, i, u in zip(DAYS, inserted, updated)]
+    )
+    for noise in ("BetaWarning", "WindowExec", ":: resolving dependencies", "Using Spark's default log4j"):
+        assert noise not in demo.stdout + demo.stderr

@@ -3,7 +3,7 @@ whatever order days are (re)materialized, order_tracking equals a plain-Python o
 file versions received, and every landed byte is in the raw zone or still waiting in landing.
 
 Hypothesis draws a history of events (a file lands; a day is materialized). Each materialization
-runs the same functions as the three assets (ingest_partition, stage_partition, merge_partition)
+runs the same functions as the three assets (land_day, stage_day, merge_day)
 on real Delta tables, without Dagster around them, to keep an example to seconds. The oracle
 knows the rows it wrote, so it never parses CSV: it only applies the rule "per tracking_num,
 greatest (last_update_timestamp, landing time, line)". Examples are few by default (each costs

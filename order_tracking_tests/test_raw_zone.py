@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from order_tracking.raw_zone import raw_path
-from order_tracking.tables import latest_version
+from order_tracking.delta import latest_version
 from order_tracking_tests.helpers import GOOD_LINE, HEADER, at, land, materializations, materialize_selected
 
 DAY = "2023-01-05"

@@ -9,12 +9,11 @@ RESOURCE_KEYS = {"pyspark", "step_launcher", "landing", "lakehouse"}
 
 OWNERS = ["team:data-platform"]
 
-ASSET_DEFAULTS = dict(
+DAILY_ASSET_DEFAULTS = dict(
     partitions_def=daily_partitions,
     # A backfill of a range is one run, and its step works day by day inside it: one Spark
-    # session (on Databricks, one cluster) for the range instead of one per day. Why in the
-    # README ("Backfills").
+    # session (on Databricks, one cluster) for the range instead of one per day. Why in
+    # docs/design.md ("Backfills").
     backfill_policy=BackfillPolicy.single_run(),
     group_name="order_tracking",
-    required_resource_keys=RESOURCE_KEYS,
 )

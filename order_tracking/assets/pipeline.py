@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from dagster import AssetExecutionContext, MaterializeResult, multi_asset
 
-from order_tracking.assets.common import ASSET_DEFAULTS, OWNERS
+from order_tracking.assets.common import DAILY_ASSET_DEFAULTS, OWNERS
 from order_tracking.assets.raw import RAW_ORDER_FILES, materialize_raw_order_files, raw_order_files_spec
 from order_tracking.assets.staged import STAGED, materialize_staged_orders, staged_orders_spec
 from order_tracking.assets.target import (
@@ -27,6 +27,9 @@ from order_tracking.checks import (
     status_is_known,
     tracking_num_is_unique,
 )
+from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.resources.landing import LandingZone
+from order_tracking.resources.spark import SparkResource, StepLauncherResource
 
 # Dagster runs at most one step of this pool at a time (limit set in dagster.yaml): the day's
 # raw copy and ledger, its staging and its MERGE into one Delta table would otherwise meet another
@@ -47,19 +50,24 @@ DAILY_ASSETS = [spec.key.to_user_string() for spec in PIPELINE_SPECS]
     check_specs=[partition_has_no_quarantined_rows, tracking_num_is_unique, status_is_known],
     can_subset=True,
     pool=ORDER_TRACKING_WRITER_POOL,
-    **ASSET_DEFAULTS,
+    **DAILY_ASSET_DEFAULTS,
 )
 def order_tracking_pipeline(
-    context: AssetExecutionContext, config: OrderTrackingConfig
+    context: AssetExecutionContext,
+    config: OrderTrackingConfig,
+    pyspark: SparkResource,
+    landing: LandingZone,
+    lakehouse: Lakehouse,
+    step_launcher: StepLauncherResource,
 ) -> Iterator[MaterializeResult]:
     """Land, stage and merge the run's day(s), for the selected assets, in graph order."""
-    selected = context.selected_asset_keys
+    spark, selected = pyspark.spark_session, context.selected_asset_keys
     if RAW_ORDER_FILES in selected:
-        yield materialize_raw_order_files(context)
+        yield materialize_raw_order_files(context, spark, landing, lakehouse)
     staged_now = {}
     if STAGED in selected:
-        result, reports = materialize_staged_orders(context)
+        result, reports = materialize_staged_orders(context, spark, lakehouse)
         staged_now = {day: report.staged for day, report in reports.items()}
         yield result
     if TRACKING in selected:
-        yield materialize_order_tracking(context, config, staged_now)
+        yield materialize_order_tracking(context, config, spark, lakehouse, staged_now)

@@ -7,11 +7,13 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
+from pyspark.sql import SparkSession
 
 from order_tracking.assets.raw import RAW_ORDER_FILES
-from order_tracking.checks import check_no_quarantined_rows
 from order_tracking.catalog import QUARANTINED_ORDERS, STAGED_ORDERS
-from order_tracking.steps import StagingReport, stage_partition
+from order_tracking.checks import check_no_quarantined_rows
+from order_tracking.daily import StagingReport, stage_day
+from order_tracking.resources.lakehouse import Lakehouse
 
 STAGED = AssetKey(STAGED_ORDERS.name)
 
@@ -30,28 +32,18 @@ def table_schema(struct) -> TableSchema:
 
 
 def materialize_staged_orders(
-    context: AssetExecutionContext,
+    context: AssetExecutionContext, spark: SparkSession, lakehouse: Lakehouse
 ) -> tuple[MaterializeResult, dict[str, StagingReport]]:
     """Stage each day of the run; also returns the days' reports, which the MERGE of the same
     step uses instead of reading the staged days back."""
-    lakehouse = context.resources.lakehouse
-    spark = context.resources.pyspark.spark_session
     reports = {}
     for day in context.partition_keys:  # one day, or a backfill's range, each replaced alone
-        report = reports[day] = stage_partition(spark, lakehouse, day, context.run.run_id)
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": report.rows_staged,
-                "files_read": report.files_read,
-                "rows_read": report.rows_read,
-                "rows_staged": report.rows_staged,
-                "duplicates_collapsed": report.duplicates_collapsed,
-                "rows_quarantined": report.rows_quarantined,
-                "blank_lines_skipped": report.blank_lines,
-            },
-            asset_key=STAGED,
-            partition_key=day,
+        report = reports[day] = stage_day(spark, lakehouse, day, context.run.run_id)
+        context.log.info(
+            f"{day} staged_orders: {report.rows_staged} row(s) staged,"
+            f" {report.rows_quarantined} quarantined"
         )
+        context.add_asset_metadata(report.metadata(), asset_key=STAGED, partition_key=day)
     result = MaterializeResult(
         asset_key=STAGED,
         metadata={

@@ -1,12 +1,13 @@
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, MetadataValue
+from pyspark.sql import SparkSession
 
-from order_tracking import schema as s
 from order_tracking.assets.staged import STAGED, table_schema
-from order_tracking.checks import check_order_tracking
-from order_tracking.faults import crash_point
 from order_tracking.catalog import ORDER_TRACKING
-from order_tracking.steps import merge_partition
-from order_tracking.transforms.merge import SourceSummary
+from order_tracking.checks import check_order_tracking
+from order_tracking.daily import merge_day
+from order_tracking.delta import SourceSummary
+from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.schema import KNOWN_STATUSES
 
 TRACKING = AssetKey(ORDER_TRACKING.name)
 
@@ -19,26 +20,28 @@ order_tracking_spec = AssetSpec(
 
 
 class OrderTrackingConfig(Config):
-    known_statuses: list[str] = list(s.KNOWN_STATUSES)
+    known_statuses: list[str] = list(KNOWN_STATUSES)
 
 
 def materialize_order_tracking(
     context: AssetExecutionContext,
     config: OrderTrackingConfig,
-    staged_now: dict[str, SourceSummary] | None = None,
+    spark: SparkSession,
+    lakehouse: Lakehouse,
+    staged_now: dict[str, SourceSummary],
 ) -> MaterializeResult:
     """MERGE each day of the run. `staged_now`: per day, what this step's staging just wrote (when
     staged_orders was materialized in the same step)."""
-    crash_point("before_merge")
-    lakehouse = context.resources.lakehouse
-    spark = context.resources.pyspark.spark_session
-    staged = staged_now or {}
     # Day by day, oldest first, so each day's counts are its own; the result is the same in any
-    # order (see transforms/merge.py).
-    merged = [
-        (day, merge_partition(spark, lakehouse, day, context.run.run_id, staged.get(day)))
-        for day in context.partition_keys
-    ]
+    # order (see transforms/sequence.py).
+    merged = []
+    for day in context.partition_keys:
+        counts = merge_day(spark, lakehouse, day, context.run.run_id, staged_now.get(day))
+        context.log.info(
+            f"{day} order_tracking: {counts.inserted} inserted, {counts.updated} updated,"
+            f" {counts.skipped_as_stale} stale"
+        )
+        merged.append((day, counts))
     table = spark.read.format("delta").load(lakehouse.table_uri(ORDER_TRACKING))
     checks, table_rows = check_order_tracking(table, config.known_statuses)
     # The MERGE never deletes, so the table's size after each day is the final size less what
@@ -46,16 +49,7 @@ def materialize_order_tracking(
     rows_after = table_rows
     for day, counts in reversed(merged):
         context.add_asset_metadata(
-            {
-                "dagster/row_count": rows_after,
-                "inserted": counts.inserted,
-                "updated": counts.updated,
-                "skipped_as_stale": counts.skipped_as_stale,
-                "source_rows": counts.source_rows,
-                "delta_version": counts.version,
-            },
-            asset_key=TRACKING,
-            partition_key=day,
+            {"dagster/row_count": rows_after, **counts.metadata()}, asset_key=TRACKING, partition_key=day
         )
         rows_after -= counts.inserted
     return MaterializeResult(

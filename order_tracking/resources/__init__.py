@@ -9,8 +9,9 @@ from order_tracking.environment import Environment, on_databricks_cluster
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.resources.spark import SparkConnect
+from order_tracking.settings import SPARK_REMOTE
 
-SPARK_REMOTE = "ORDER_TRACKING_SPARK_REMOTE"
+__all__ = ["SPARK_REMOTE", "resources_for"]
 
 
 def resources_for(environment: Environment) -> dict:

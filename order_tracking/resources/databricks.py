@@ -197,7 +197,7 @@ class DatabricksLauncher(ConfigurableResource, StepLauncher):
                 max_completion_wait_time_seconds=self.max_wait_seconds,
                 poll_interval_sec=self.poll_interval_seconds,
                 local_pipeline_package_path=code_root,
-                # Per-poll debug lines would flood the run's log in Dagit.
+                # Per-poll debug lines would flood the run's log in the Dagster UI.
                 verbose_logs=False,
             )
             yield from launcher.launch_step(step_context)

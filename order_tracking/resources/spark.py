@@ -3,13 +3,30 @@ another Spark Connect server named by ORDER_TRACKING_SPARK_REMOTE."""
 
 import socket
 from contextlib import ExitStack
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource, InitResourceContext, ResourceParam
 from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
 from order_tracking import engine
+
+
+class SparkSessionSource(Protocol):
+    """What an asset needs of the `pyspark` resource, whichever binds it: SparkConnect locally,
+    dagster_pyspark's LazyPySparkResource on a Databricks cluster (the cluster's own session)."""
+
+    @property
+    def spark_session(self) -> SparkSession: ...
+
+
+# The asset parameters of the two resources whose implementation differs by environment, typed
+# by what the assets use of them.
+SparkResource = ResourceParam[SparkSessionSource]
+# Where a step runs: in process (None) locally, a Databricks cluster in production. The assets
+# never call it; requiring it is what sends their step through it.
+StepLauncherResource = ResourceParam[Any]
 
 
 class SparkConnect(ConfigurableResource):

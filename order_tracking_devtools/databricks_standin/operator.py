@@ -10,7 +10,7 @@ from order_tracking.assets.pipeline import DAILY_ASSETS
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 # The day's pipeline, as the README's command names it. Not "*": that would also select the
-# unpartitioned order_tracking_layout, which a partitioned materialization cannot include.
+# unpartitioned order_tracking_compaction, which a partitioned materialization cannot include.
 PIPELINE = ",".join(DAILY_ASSETS)
 
 

@@ -1,11 +1,11 @@
 """Benchmark (prints figures; never part of `make test`): what day-by-day MERGEs do to
-order_tracking's layout, and what compacting it (`order_tracking.maintenance.compact`, the
-order_tracking_layout asset) gives back.
+order_tracking's files, and what compacting it (`order_tracking.delta.compact`, the
+order_tracking_compaction asset) gives back.
 
-    make bench-maintenance    # or: PYTHONPATH=. .venv/bin/python bench/maintenance.py [--days 20]
+    make bench-compaction    # or: PYTHONPATH=. .venv/bin/python bench/compaction.py [--days 20]
 
 A target of --target orders (written in key order, like upsert.py's) receives --days MERGEs of
---day-rows rows each, through our MERGE (`merge_into_order_tracking` with the key-range bound):
+--day-rows rows each, through our MERGE (`sequenced_merge` with the key-range bound):
 60 % update orders among the newest --window, 40 % are new orders. Then one more day, the probe,
 is merged --repeat times into the table as the days left it (restored between runs), then the
 table is compacted and the probe merged --repeat times again. Compaction must not change a row:
@@ -26,28 +26,28 @@ def order_rows(ids, day: int):
     """Rows of our table for the order ids in `ids` (a one-column `id` frame), as of day `day`."""
     from pyspark.sql import functions as F
 
-    from order_tracking import schema as s
+    from order_tracking import schema
 
     statuses = F.array(*[F.lit(x) for x in STATUSES])
     return ids.select(
-        (F.col("id") + 1_000_000).alias(s.ORDER_NUM),
-        F.format_string("TRK%09d", "id").alias(s.TRACKING_NUM),
-        F.lit("2023-01-01").cast("date").alias(s.RECEIVED_DATE),
-        F.lit(None).cast("date").alias(s.DELIVER_DATE),
-        F.element_at(statuses, ((F.col("id") + day) % len(STATUSES) + 1).cast("int")).alias(s.STATUS),
-        F.format_string("%d Elm Street", F.col("id") % 997).alias(s.ADDRESS),
+        (F.col("id") + 1_000_000).alias(schema.ORDER_NUM),
+        F.format_string("TRK%09d", "id").alias(schema.TRACKING_NUM),
+        F.lit("2023-01-01").cast("date").alias(schema.RECEIVED_DATE),
+        F.lit(None).cast("date").alias(schema.DELIVER_DATE),
+        F.element_at(statuses, ((F.col("id") + day) % len(STATUSES) + 1).cast("int")).alias(schema.STATUS),
+        F.format_string("%d Elm Street", F.col("id") % 997).alias(schema.ADDRESS),
         (
             F.lit(datetime(2023, 1, 1)).cast("timestamp")
             + F.make_interval(days=F.lit(day), secs=F.col("id") % 86_400)
-        ).alias(s.LAST_UPDATE),
-        F.lit(None).cast("string").alias(s.RESCUED_DATA),
-        F.lit(f"raw/day{day}.csv").alias(s.SOURCE_FILE),
-        (F.col("id") % 100_000 + 2).alias(s.SOURCE_LINE),
+        ).alias(schema.LAST_UPDATE),
+        F.lit(None).cast("string").alias(schema.RESCUED_DATA),
+        F.lit(f"raw/day{day}.csv").alias(schema.SOURCE_FILE),
+        (F.col("id") % 100_000 + 2).alias(schema.SOURCE_LINE),
         (F.lit(datetime(2023, 1, 1, 23)).cast("timestamp") + F.make_interval(days=F.lit(day))).alias(
-            s.LANDED_AT
+            schema.LANDED_AT
         ),
-        (F.lit("2023-01-01").cast("date") + F.lit(day)).alias(s.PARTITION_DATE),
-        F.lit("bench").alias(s.RUN_ID),
+        (F.lit("2023-01-01").cast("date") + F.lit(day)).alias(schema.PARTITION_DATE),
+        F.lit("bench").alias(schema.RUN_ID),
     )
 
 
@@ -75,11 +75,11 @@ def main() -> None:
 
     from dagster_pyspark.resources import spark_session_from_config
     from order_tracking.catalog import ORDER_TRACKING
-    from order_tracking.maintenance import compact, layout
-    from order_tracking.tables import history, latest_version, table_ref
+    from order_tracking.delta import compact, file_stats
+    from order_tracking.delta import history, latest_version, table_ref
     from order_tracking.engine import local_spark_config
-    from order_tracking.transforms.merge import (
-        merge_into_order_tracking,
+    from order_tracking.delta import (
+        sequenced_merge,
         summarize_source,
     )
 
@@ -100,7 +100,7 @@ def main() -> None:
         def merge(day: int, first_new: int) -> tuple[float, dict]:
             source = day_source(spark, day, first_new, args.day_rows, args.window)
             started = time.monotonic()
-            merge_into_order_tracking(spark, table, source, f"bench {day}", summarize_source(source))
+            sequenced_merge(spark, table, source, f"bench {day}", summarize_source(source))
             seconds = time.monotonic() - started
             return seconds, history(spark, table, 1).first()["operationMetrics"]
 
@@ -113,7 +113,7 @@ def main() -> None:
 
         def probe(label: str) -> None:
             version = latest_version(spark, table)
-            shape = layout(spark, table)
+            shape = file_stats(spark, table)
             runs = []
             for _ in range(args.repeat):
                 seconds, metrics = merge(args.days + 1, first_new)

@@ -14,13 +14,13 @@ def main(out: Path) -> int:
     home = Path(os.environ["DAGSTER_HOME"])
     port = free_port()
     with running_dagster_dev(home, {}, home / "screenshot_dagster_dev.log", port) as process:
-        dagit = DagsterUI(f"http://127.0.0.1:{port}")
-        dagit.wait_until_ready(timeout=180, is_alive=lambda: process.poll() is None)
+        ui = DagsterUI(f"http://127.0.0.1:{port}")
+        ui.wait_until_ready(timeout=180, is_alive=lambda: process.poll() is None)
         out.parent.mkdir(parents=True, exist_ok=True)
-        nodes = open_asset_graph(dagit.url, out)
+        nodes = open_asset_graph(ui.url, out)
         print(f"{', '.join(nodes)} drawn; saved {out}")
         return 0 if shut_down(process) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images/dagit_asset_graph.png")))
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images/asset_graph.png")))

@@ -36,14 +36,14 @@ BACKFILL_TIMEOUT_SECONDS = 900
 
 @dataclass
 class Served:
-    dagit: DagsterUI
+    ui: DagsterUI
     work: Path  # landing, lakehouse and DAGSTER_HOME of this server
     log: Path
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    work = tmp_path_factory.mktemp("dagit")
+    work = tmp_path_factory.mktemp("ui")
     for day, path in enumerate(sample_files(), start=1):
         land(work / "landing", path.name, path.read_bytes(), at(day))
     env = {
@@ -71,12 +71,12 @@ def served(tmp_path_factory):
 def backfill(served):
     """The sample range backfilled as an operator does from the asset graph ("Materialize all",
     range 2023-01-01...2023-01-05)."""
-    backfill_id = served.dagit.launch_range_backfill(DAYS[0], DAYS[-1])
-    return served.dagit.wait_for_backfill(backfill_id, BACKFILL_TIMEOUT_SECONDS)
+    backfill_id = served.ui.launch_range_backfill(DAYS[0], DAYS[-1])
+    return served.ui.wait_for_backfill(backfill_id, BACKFILL_TIMEOUT_SECONDS)
 
 
 def test_the_asset_graph_describes_the_platform(served):
-    nodes = {tuple(n["assetKey"]["path"]): n for n in served.dagit.graphql(ASSET_NODES)["assetNodes"]}
+    nodes = {tuple(n["assetKey"]["path"]): n for n in served.ui.graphql(ASSET_NODES)["assetNodes"]}
     assert sorted(nodes) == sorted((a,) for a in ASSETS)
     upstream = {key[0]: [d["path"][0] for d in n["dependencyKeys"]] for key, n in nodes.items()}
     assert upstream == {"raw_order_files": [], "staged_orders": ["raw_order_files"], "order_tracking": ["staged_orders"]}
@@ -112,8 +112,8 @@ def test_a_range_backfill_builds_the_table_in_one_run(served, backfill, spark):
     assert list((served.work / "landing").iterdir()) == []
 
 
-def materializations(dagit, asset: str) -> dict[str, dict]:
-    data = dagit.graphql(MATERIALIZATIONS, path=[asset], partitions=DAYS)
+def materializations(ui, asset: str) -> dict[str, dict]:
+    data = ui.graphql(MATERIALIZATIONS, path=[asset], partitions=DAYS)
     by_day = {}
     for event in data["assetOrError"]["assetMaterializations"]:
         entries = {m["label"]: m for m in event["metadataEntries"]}
@@ -122,12 +122,12 @@ def materializations(dagit, asset: str) -> dict[str, dict]:
 
 
 def test_each_day_of_the_backfill_has_its_own_numbers(served, backfill):
-    dagit = served.dagit
+    ui = served.ui
     [run_id] = [run["runId"] for run in backfill["runs"]]
 
-    merged = materializations(dagit, "order_tracking")
-    staged = materializations(dagit, "staged_orders")
-    raw = materializations(dagit, "raw_order_files")
+    merged = materializations(ui, "order_tracking")
+    staged = materializations(ui, "staged_orders")
+    raw = materializations(ui, "raw_order_files")
     assert sorted(merged) == sorted(staged) == sorted(raw) == DAYS
     assert {m["run"] for by_day in (merged, staged, raw) for m in by_day.values()} == {run_id}
     assert [raw[d]["files_moved"]["intValue"] for d in DAYS] == [1] * 5
@@ -150,23 +150,23 @@ def test_each_day_of_the_backfill_has_its_own_numbers(served, backfill):
         ("order_tracking", "status_is_known"),
         ("staged_orders", "partition_has_no_quarantined_rows"),
     ]:
-        executions = dagit.graphql(CHECK_EXECUTIONS, path=[asset], name=check)["assetCheckExecutions"]
+        executions = ui.graphql(CHECK_EXECUTIONS, path=[asset], name=check)["assetCheckExecutions"]
         evaluated = [e for e in executions if e["runId"] == run_id and e["evaluation"]]
         assert [e["evaluation"]["success"] for e in evaluated] == [True], (check, executions)
 
 
 def test_the_sensor_can_be_started_and_stopped(served):
-    dagit = served.dagit
+    ui = served.ui
 
     def status():
-        return dagit.graphql(SENSOR, selector=SENSOR_SELECTOR)["sensorOrError"]
+        return ui.graphql(SENSOR, selector=SENSOR_SELECTOR)["sensorOrError"]
 
     assert status()["sensorState"]["status"] == "STOPPED"
-    started = dagit.graphql(START_SENSOR, selector=SENSOR_SELECTOR)["startSensor"]
+    started = ui.graphql(START_SENSOR, selector=SENSOR_SELECTOR)["startSensor"]
     assert started["sensorState"]["status"] == "RUNNING", started
     assert status()["sensorState"]["status"] == "RUNNING"
 
-    stopped = dagit.graphql(STOP_SENSOR, id=status()["id"])["stopSensor"]
+    stopped = ui.graphql(STOP_SENSOR, id=status()["id"])["stopSensor"]
     assert stopped["instigationState"]["status"] == "STOPPED", stopped
     assert status()["sensorState"]["status"] == "STOPPED"
 
@@ -175,7 +175,7 @@ def test_the_browser_renders_the_asset_graph(served, backfill, tmp_path):
     assert chromium_path(), "Chromium is missing: `make test` installs Debian's chromium package"
     screenshot = tmp_path / "asset_graph.png"
 
-    nodes = open_asset_graph(served.dagit.url, screenshot)
+    nodes = open_asset_graph(served.ui.url, screenshot)
 
     assert list(nodes) == ASSETS
     # Drawn from live data: the backfill's check results on the nodes that have checks.
