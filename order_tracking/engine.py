@@ -95,21 +95,28 @@ def local_spark_config() -> dict[str, str]:
 
 def server_spark_config(directory: Path) -> dict[str, str]:
     """The engine's settings: the local ones, its heap from ORDER_TRACKING_ENGINE_MEMORY, and
-    Delta's jars from the Ivy cache when `make jars` put them there (with spark.jars.packages,
-    Ivy would contact Maven Central at every start)."""
-    config = local_spark_config() | {
-        "spark.app.name": "order_tracking engine",
-        # One driver heap serves every attached run: an out-of-memory error stops the engine
-        # (the runs on it fail; the next run starts a new one).
-        "spark.driver.memory": os.environ.get("ORDER_TRACKING_ENGINE_MEMORY", "4g"),
-        "spark.sql.warehouse.dir": str(directory / "spark-warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={directory}",
-    }
+    Delta's jars from the Ivy cache."""
+    return with_cached_delta_jars(
+        local_spark_config()
+        | {
+            "spark.app.name": "order_tracking engine",
+            # One driver heap serves every attached run: an out-of-memory error stops the engine
+            # (the runs on it fail; the next run starts a new one).
+            "spark.driver.memory": os.environ.get("ORDER_TRACKING_ENGINE_MEMORY", "4g"),
+            "spark.sql.warehouse.dir": str(directory / "spark-warehouse"),
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={directory}",
+        }
+    )
+
+
+def with_cached_delta_jars(config: dict[str, str]) -> dict[str, str]:
+    """`config` taking Delta's jars from the Ivy cache when `make jars` put them there: with
+    spark.jars.packages, Ivy resolves them again, contacting Maven Central, at every JVM start."""
     cached = [settings.ivy_dir() / "jars" / name for name in DELTA_JARS]
-    if all(jar.is_file() for jar in cached):
-        del config["spark.jars.packages"], config["spark.jars.ivy"]
-        config["spark.jars"] = ",".join(str(jar) for jar in cached)
-    return config
+    if not all(jar.is_file() for jar in cached):
+        return config
+    config = {k: v for k, v in config.items() if k not in ("spark.jars.packages", "spark.jars.ivy")}
+    return config | {"spark.jars": ",".join(str(jar) for jar in cached)}
 
 
 class EngineError(RuntimeError):

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from order_tracking.engine import local_spark_config
+from order_tracking.engine import local_spark_config, with_cached_delta_jars
 
 DRIVER = Path(__file__).with_name("driver.py")
 MAX_BLOCK = 1024 * 1024  # DBFS add-block and read limit: 1 MB
@@ -587,10 +587,14 @@ class DatabricksStandIn:
 
     @staticmethod
     def _spark_conf(folder: Path, name: str) -> dict[str, str]:
-        """The runtime's own Spark: local, with Delta; scratch under the cluster's folder."""
-        return local_spark_config() | {
-            "spark.app.name": name,
-            "spark.sql.warehouse.dir": str(folder / "warehouse"),
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={folder}",
-            "spark.driver.memory": "2g",
-        }
+        """The runtime's own Spark: local, with Delta in its image (the cached jars, when there);
+        scratch under the cluster's folder."""
+        return with_cached_delta_jars(
+            local_spark_config()
+            | {
+                "spark.app.name": name,
+                "spark.sql.warehouse.dir": str(folder / "warehouse"),
+                "spark.driver.extraJavaOptions": f"-Dderby.system.home={folder}",
+                "spark.driver.memory": "2g",
+            }
+        )
