@@ -86,6 +86,9 @@ def test_a_run_starts_the_engine_and_the_next_run_attaches(tmp_path):
         second = subprocess.run(materialize_command("2023-01-02"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
         assert second.returncode == 0, second.stderr[-3000:]
         assert engine.read_endpoint(directory) == started  # same supervisor, port and token
+        # Spark's own output goes to the engine's log, which each run names.
+        assert f"its log in {directory / 'server.log'}" in second.stderr
+        assert "Using Spark's default log4j" not in first.stderr + second.stderr
         assert len(engine_processes(directory)) == 2  # the supervisor and its JVM, nothing else
     finally:
         stopped = subprocess.run(

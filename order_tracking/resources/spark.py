@@ -43,6 +43,10 @@ class SparkConnect(ConfigurableResource):
 
     _session: SparkSession | None = PrivateAttr(default=None)
     _attachment: ExitStack = PrivateAttr(default_factory=ExitStack)
+    _log: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._log = context.log
 
     @property
     def spark_session(self) -> SparkSession:
@@ -50,8 +54,17 @@ class SparkConnect(ConfigurableResource):
             if self.remote:
                 url = self.remote
                 _check_reachable(url)
+                if self._log:
+                    self._log.info("Spark: the Spark Connect server at %s:%d" % _host_and_port(url))
             else:
-                url = self._attachment.enter_context(engine.attached()).url
+                endpoint = self._attachment.enter_context(engine.attached())
+                url = endpoint.url
+                # Spark's own log stays out of the run's output; the run says where it is.
+                if self._log:
+                    self._log.info(
+                        f"Spark: the local engine on 127.0.0.1:{endpoint.port},"
+                        f" its log in {engine.engine_dir() / 'server.log'}"
+                    )
             self._session = connect(url)
         return self._session
 
@@ -83,10 +96,15 @@ def _keep_the_shared_release_pool() -> None:
     ExecutePlanResponseReattachableIterator.shutdown = classmethod(lambda cls: None)
 
 
+def _host_and_port(url: str) -> tuple[str, int]:
+    """Where an sc:// URL points, without its parameters (the token among them)."""
+    parsed = urlparse(url.replace("sc://", "http://", 1))
+    return parsed.hostname or "localhost", parsed.port or 15002
+
+
 def _check_reachable(url: str) -> None:
     """Fail at once, naming the server: a client whose server is not there retries for minutes."""
-    parsed = urlparse(url.replace("sc://", "http://", 1))
-    host, port = parsed.hostname or "localhost", parsed.port or 15002
+    host, port = _host_and_port(url)
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as error:
