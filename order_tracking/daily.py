@@ -23,7 +23,13 @@ from order_tracking.delta import (
 )
 from order_tracking.faults import crash_point, crash_while_reading
 from order_tracking.partitions import is_order_file, partition_for_file
-from order_tracking.raw_zone import LedgerEntry, append_ledger, copy_to_a_free_raw_path, read_ledger
+from order_tracking.raw_zone import (
+    LedgerEntry,
+    append_ledger,
+    copy_to_a_free_raw_path,
+    read_ledger,
+    read_ledgers,
+)
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandedFile, LandingZone, SourceChanged
 from order_tracking.schema import (
@@ -52,6 +58,8 @@ class LandingReport:
     replays: list[str] = field(default_factory=list)  # same name and bytes as a recorded version
     changed_while_moving: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # Landed files to remove once the ledger holds them: the copied ones and the replays.
+    done: list[LandedFile] = field(default_factory=list, repr=False)
 
     @property
     def bytes_moved(self) -> int:
@@ -73,15 +81,16 @@ def files_of_day(files: list[LandedFile], day: str) -> list[LandedFile]:
     return [f for f in files if is_order_file(f.name) and partition_for_file(f.name, f.landed_at) == day]
 
 
-def land_day(
+def land_days(
     spark: SparkSession,
     landing: LandingZone,
     lakehouse: Lakehouse,
-    day: str,
+    days: list[str],
     landed: list[LandedFile],
     run_id: str,
-) -> LandingReport:
-    """Move the order files of `day` among `landed` into the raw zone and record them.
+) -> dict[str, LandingReport]:
+    """Move the order files of `days` (one, or a backfill's range) among `landed` into the raw
+    zone and record them: one ledger read and one ledger commit for all the days.
 
     Order of effects, chosen so a crash at any point loses nothing and double-counts nothing:
     1. copy the landed bytes to a raw path that was never used (verified by md5),
@@ -91,12 +100,38 @@ def land_day(
     landed file as already recorded and just removes it.
     """
     ledger_uri = lakehouse.table_uri(RAW_FILE_LEDGER)
+    ledgers = read_ledgers(spark, ledger_uri, days)
+    reports = {day: _copy_day(landing, lakehouse, day, ledgers[day], landed, run_id) for day in days}
+    crash_point("after_raw_copy")
+    append_ledger(spark, ledger_uri, [entry for report in reports.values() for entry in report.recorded])
+    for report in reports.values():
+        report.removed = [f.name for f in report.done if landing.remove(f)]
+    return reports
+
+
+def land_day(
+    spark: SparkSession,
+    landing: LandingZone,
+    lakehouse: Lakehouse,
+    day: str,
+    landed: list[LandedFile],
+    run_id: str,
+) -> LandingReport:
+    return land_days(spark, landing, lakehouse, [day], landed, run_id)[day]
+
+
+def _copy_day(
+    landing: LandingZone,
+    lakehouse: Lakehouse,
+    day: str,
+    ledger: list[LedgerEntry],
+    landed: list[LandedFile],
+    run_id: str,
+) -> LandingReport:
+    """Step (1) for one day: copy its new files into the raw zone, given what its ledger holds."""
     report = LandingReport()
-    ledger = read_ledger(spark, ledger_uri, day)
     known = {(e.file_name, e.md5) for e in ledger}
     used_paths = {e.raw_path for e in ledger}
-    done: list[LandedFile] = []
-
     for file in files_of_day(landed, day):
         try:
             md5 = landing.md5(file)
@@ -105,7 +140,7 @@ def land_day(
             continue
         if (file.name, md5) in known:
             report.replays.append(file.name)
-            done.append(file)
+            report.done.append(file)
             continue
         version = 1 + max((e.version for e in ledger if e.file_name == file.name), default=0)
         try:
@@ -128,14 +163,10 @@ def land_day(
             run_id=run_id,
         )
         report.recorded.append(entry)
-        ledger.append(entry)
+        ledger = [*ledger, entry]
         known.add((file.name, md5))
         used_paths.add(relpath)
-        done.append(file)
-
-    crash_point("after_raw_copy")
-    append_ledger(spark, ledger_uri, report.recorded)
-    report.removed = [f.name for f in done if landing.remove(f)]
+        report.done.append(file)
     return report
 
 

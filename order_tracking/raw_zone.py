@@ -42,14 +42,20 @@ def raw_path(partition_key: str, name: str, version: int) -> str:
     return f"{folder}/{safe_name(name)}" if version == 1 else f"{folder}/v{version}/{safe_name(name)}"
 
 
-def read_ledger(spark: SparkSession, ledger_uri: str, partition_key: str) -> list[LedgerEntry]:
+def read_ledgers(spark: SparkSession, ledger_uri: str, days: list[str]) -> dict[str, list[LedgerEntry]]:
+    """Each day's recorded file versions, in one read for all the days."""
+    ledgers: dict[str, list[LedgerEntry]] = {day: [] for day in days}
     ledger = read_table(spark, ledger_uri)
     if ledger is None:
-        return []
-    rows = ledger.where(F.col("partition_date") == F.lit(partition_key).cast("date")).collect()
-    return sorted(
-        (LedgerEntry(**row.asDict()) for row in rows), key=lambda e: (e.file_name, e.version)
-    )
+        return ledgers
+    rows = ledger.where(F.col("partition_date").isin([date.fromisoformat(d) for d in days])).collect()
+    for entry in sorted((LedgerEntry(**row.asDict()) for row in rows), key=lambda e: (e.file_name, e.version)):
+        ledgers[entry.partition_date.isoformat()].append(entry)
+    return ledgers
+
+
+def read_ledger(spark: SparkSession, ledger_uri: str, partition_key: str) -> list[LedgerEntry]:
+    return read_ledgers(spark, ledger_uri, [partition_key])[partition_key]
 
 
 def append_ledger(spark: SparkSession, ledger_uri: str, entries: list[LedgerEntry]) -> None:

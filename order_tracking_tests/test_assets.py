@@ -9,6 +9,7 @@ from dagster import materialize
 
 from order_tracking.assets import order_tracking_compaction
 from order_tracking.assets.pipeline import DAILY_ASSETS
+from order_tracking.delta import history
 from order_tracking.sample_data import sample_files
 from order_tracking_tests.helpers import (
     GOOD_LINE,
@@ -174,6 +175,9 @@ def test_one_run_over_a_range_gives_each_day_its_own_materialization(spark, loca
     }
     assert all(sorted(materializations) == days for materializations in by_day.values())
     assert [by_day["raw_order_files"][d]["files_moved"] for d in days] == [1, 1, 1]
+    # The range's files are recorded in one ledger commit (after its creation), not one per day.
+    ledger_commits = history(spark, str(lakehouse_dir / "raw_file_ledger")).collect()
+    assert sorted(c.operation for c in ledger_commits) == ["CREATE TABLE", "MERGE"]
     merged = [by_day["order_tracking"][d] for d in days]
     # Each day's own MERGE: the table grows by what that day inserted.
     assert [m["dagster/row_count"] for m in merged] == list(

@@ -2,7 +2,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 from pyspark.sql import SparkSession
 
 from order_tracking.catalog import RAW_FILE_LEDGER
-from order_tracking.daily import land_day
+from order_tracking.daily import land_days
 from order_tracking.partitions import is_order_file
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
@@ -22,10 +22,10 @@ def materialize_raw_order_files(
     waiting = landing.list_files()
     for name in sorted(f.name for f in waiting if not is_order_file(f.name)):
         context.log.info(f"Left in landing, not an order file: {name}")
-    # A backfill run covers a range of days (BackfillPolicy.single_run); each day keeps its own
-    # ledger rows, raw folder and metadata.
-    for day in context.partition_keys:
-        report = land_day(spark, landing, lakehouse, day, waiting, context.run.run_id)
+    # A backfill run covers a range of days (BackfillPolicy.single_run): one ledger commit for
+    # them all, and each day keeps its own ledger rows, raw folder and metadata.
+    reports = land_days(spark, landing, lakehouse, context.partition_keys, waiting, context.run.run_id)
+    for day, report in reports.items():
         for name in report.replays:
             context.log.info(f"{name}: same bytes as a recorded version, removed from landing")
         for name in report.changed_while_moving:
