@@ -129,7 +129,7 @@ def _copy_day(
     run_id: str,
 ) -> LandingReport:
     """Step (1) for one day: copy its new files into the raw zone, given what its ledger holds."""
-    report = LandingReport()
+    report, ledger = LandingReport(), list(ledger)  # grows with this day's copies
     known = {(e.file_name, e.md5) for e in ledger}
     used_paths = {e.raw_path for e in ledger}
     for file in files_of_day(landed, day):
@@ -163,7 +163,7 @@ def _copy_day(
             run_id=run_id,
         )
         report.recorded.append(entry)
-        ledger = [*ledger, entry]
+        ledger.append(entry)
         known.add((file.name, md5))
         used_paths.add(relpath)
         report.done.append(file)

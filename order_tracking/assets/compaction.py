@@ -33,9 +33,9 @@ def order_tracking_compaction(
     step_launcher: StepLauncherResource,
 ) -> MaterializeResult:
     """order_tracking's files compacted and clustered by tracking_num (Delta OPTIMIZE); no row changes."""
-    uri = lakehouse.table_uri(ORDER_TRACKING)
+    spark, uri = pyspark.spark_session, lakehouse.table_uri(ORDER_TRACKING)
     # Created if missing: the schedule may fire before the first day is merged.
-    done = compact(pyspark.spark_session, ORDER_TRACKING.ensure(pyspark.spark_session, uri))
+    done = compact(spark, ORDER_TRACKING.ensure(spark, uri))
     context.log.info(f"order_tracking: {done.before.files} file(s) compacted into {done.after.files}")
     return MaterializeResult(
         metadata={
