@@ -76,4 +76,29 @@ QUARANTINED_ORDERS = Table("quarantined_orders", schema.QUARANTINE_SCHEMA, parti
 # One row per raw file version: what was moved into the raw zone, from where, with which bytes.
 RAW_FILE_LEDGER = Table("raw_file_ledger", schema.LEDGER_SCHEMA)
 
-TABLES = (ORDER_TRACKING, STAGED_ORDERS, QUARANTINED_ORDERS, RAW_FILE_LEDGER)
+# Every status report (valid line), one per (tracking_num, timestamp) and day: what the history is
+# rebuilt from. Read by key (a history rebuild) and by day (late lines), so statistics stay on.
+ORDER_EVENTS = Table("order_events", schema.EVENTS_SCHEMA, partitioned_by=schema.PARTITION_DATE)
+
+# One row per status version; clustered by tracking_num, as its rebuild MERGEs by key.
+ORDER_STATUS_HISTORY = Table(
+    "order_status_history",
+    schema.HISTORY_SCHEMA,
+    clustered_by=schema.TRACKING_NUM,
+    properties={"delta.enableDeletionVectors": "true"},
+)
+
+# The daily figures: one day per partition (column `day`), restated when late data changes a day.
+ORDER_STATUS_DAILY = Table("order_status_daily", schema.STATUS_DAILY_SCHEMA, partitioned_by=schema.DAY)
+ORDER_KPIS_DAILY = Table("order_kpis_daily", schema.KPIS_SCHEMA, partitioned_by=schema.DAY)
+
+TABLES = (
+    ORDER_TRACKING,
+    STAGED_ORDERS,
+    QUARANTINED_ORDERS,
+    RAW_FILE_LEDGER,
+    ORDER_EVENTS,
+    ORDER_STATUS_HISTORY,
+    ORDER_STATUS_DAILY,
+    ORDER_KPIS_DAILY,
+)

@@ -10,11 +10,12 @@ from dagster import (
     AssetKey,
     MetadataValue,
 )
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from order_tracking import schema
 from order_tracking.daily import SAMPLE_SIZE, TOP_REASONS, StagingReport
+from order_tracking.transforms.history import backwards_steps
 
 tracking_num_is_unique = AssetCheckSpec(
     "tracking_num_is_unique",
@@ -35,7 +36,11 @@ partition_has_no_quarantined_rows = AssetCheckSpec(
 
 
 def _sample(frame: DataFrame) -> MetadataValue:
-    return MetadataValue.json([row.asDict() for row in frame.limit(SAMPLE_SIZE).collect()])
+    rows = [row.asDict() for row in frame.limit(SAMPLE_SIZE).collect()]
+    # Dates and timestamps as ISO text: JSON has no type for them.
+    return MetadataValue.json(
+        [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()} for row in rows]
+    )
 
 
 def check_order_tracking(
@@ -100,6 +105,117 @@ def check_no_quarantined_rows(reports: dict[str, StagingReport]) -> AssetCheckRe
         asset_key=partition_has_no_quarantined_rows.asset_key,
         check_name=partition_has_no_quarantined_rows.name,
         passed=not quarantined,
+        severity=AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
+
+
+# --- order_status_history ------------------------------------------------------------------------
+
+HISTORY = AssetKey("order_status_history")
+
+history_is_contiguous = AssetCheckSpec(
+    "history_is_contiguous",
+    asset=HISTORY,
+    description=(
+        "Per tracking_num the versions form one chain: each valid_to is the next version's"
+        " valid_from, the last one alone is current (valid_to NULL), and two consecutive versions"
+        " never have the same status."
+    ),
+    blocking=True,
+)
+history_matches_order_tracking = AssetCheckSpec(
+    "history_matches_order_tracking",
+    asset=HISTORY,
+    description=(
+        "Each tracking_num's current version has order_tracking's status and"
+        " last_update_timestamp, and every order_tracking row has a history."
+    ),
+)
+status_goes_backwards = AssetCheckSpec(
+    "status_goes_backwards",
+    asset=HISTORY,
+    description=(
+        "Among the chains the run rebuilt, versions whose status is less far along than the one"
+        " before (Delivered → In Transit, Returned → Delivered): counted per transition and"
+        " sampled for the operations team; never stops the load."
+    ),
+)
+
+
+def check_history_contiguous(history: DataFrame) -> AssetCheckResult:
+    by_time = Window.partitionBy(schema.TRACKING_NUM).orderBy(schema.VALID_FROM)
+    following = F.lead(schema.VALID_FROM).over(by_time)
+    broken = history.select(
+        schema.TRACKING_NUM,
+        schema.VALID_FROM,
+        schema.VALID_TO,
+        schema.STATUS,
+        (~F.col(schema.VALID_TO).eqNullSafe(following)).alias("bad_valid_to"),
+        (F.col(schema.IS_CURRENT) != following.isNull()).alias("bad_is_current"),
+        F.lag(schema.STATUS).over(by_time).eqNullSafe(F.col(schema.STATUS)).alias("repeated_status"),
+    ).where("bad_valid_to OR bad_is_current OR repeated_status")
+    counts = broken.agg(
+        F.count(F.lit(1)).alias("rows"), F.count_distinct(schema.TRACKING_NUM).alias("keys")
+    ).first()
+    metadata = {"broken_versions": counts["rows"], "broken_keys": counts["keys"]}
+    if counts["rows"]:
+        metadata["sample"] = _sample(broken.orderBy(schema.TRACKING_NUM, schema.VALID_FROM))
+    return AssetCheckResult(
+        asset_key=HISTORY,
+        check_name=history_is_contiguous.name,
+        passed=counts["rows"] == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata=metadata,
+    )
+
+
+def check_history_matches(history: DataFrame, tracking: DataFrame) -> AssetCheckResult:
+    current = history.where(schema.IS_CURRENT).select(
+        schema.TRACKING_NUM,
+        F.col(schema.STATUS).alias("history_status"),
+        F.col(schema.LAST_UPDATE).alias("history_timestamp"),
+    )
+    target = tracking.select(
+        schema.TRACKING_NUM,
+        F.col(schema.STATUS).alias("order_tracking_status"),
+        F.col(schema.LAST_UPDATE).alias("order_tracking_timestamp"),
+    )
+    mismatched = current.join(target, schema.TRACKING_NUM, "full").where(
+        ~F.col("history_status").eqNullSafe(F.col("order_tracking_status"))
+        | ~F.col("history_timestamp").eqNullSafe(F.col("order_tracking_timestamp"))
+        | F.col("history_timestamp").isNull()
+        | F.col("order_tracking_timestamp").isNull()
+    )
+    count = mismatched.count()
+    metadata = {"mismatched_keys": count}
+    if count:
+        metadata["sample"] = _sample(mismatched.orderBy(schema.TRACKING_NUM))
+    return AssetCheckResult(
+        asset_key=HISTORY,
+        check_name=history_matches_order_tracking.name,
+        passed=count == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata=metadata,
+    )
+
+
+def check_status_goes_backwards(rebuilt: DataFrame) -> AssetCheckResult:
+    steps = backwards_steps(rebuilt)
+    by_transition = {
+        f"{r['from_status']} → {r['to_status']}": r["count"]
+        for r in steps.groupBy("from_status", "to_status").count().orderBy(F.desc("count")).collect()
+    }
+    metadata = {
+        "backward_steps": sum(by_transition.values()),
+        "by_transition": MetadataValue.json(by_transition),
+    }
+    if by_transition:
+        metadata["sample"] = _sample(steps.orderBy(schema.TRACKING_NUM, schema.VALID_FROM))
+    return AssetCheckResult(
+        asset_key=HISTORY,
+        check_name=status_goes_backwards.name,
+        passed=not by_transition,
         severity=AssetCheckSeverity.WARN,
         metadata=metadata,
     )

@@ -9,10 +9,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from dagster import MetadataValue
-from pyspark.sql import Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from order_tracking.catalog import ORDER_TRACKING, QUARANTINED_ORDERS, RAW_FILE_LEDGER, STAGED_ORDERS
+from order_tracking.catalog import (
+    ORDER_EVENTS,
+    ORDER_TRACKING,
+    QUARANTINED_ORDERS,
+    RAW_FILE_LEDGER,
+    STAGED_ORDERS,
+)
 from order_tracking.delta import (
     MergeCounts,
     SourceSummary,
@@ -33,6 +39,8 @@ from order_tracking.raw_zone import (
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandedFile, LandingZone, SourceChanged
 from order_tracking.schema import (
+    EVENTS_SCHEMA,
+    LAST_UPDATE,
     ORDER_TRACKING_SCHEMA,
     PARTITION_DATE,
     QUARANTINE_SCHEMA,
@@ -74,6 +82,10 @@ class LandingReport:
             "bytes_moved": self.bytes_moved,
             "replays_ignored": len(self.replays),
             "files": MetadataValue.md(moved or "(no new files)"),
+            # When each file landed: what the arrival freshness check judges (freshness.py).
+            "landed": MetadataValue.json(
+                [{"file": e.file_name, "landed_at": e.landed_at.isoformat()} for e in self.recorded]
+            ),
         }
 
 
@@ -180,6 +192,7 @@ class StagingReport:
     blank_lines: int
     rows_quarantined: int
     rows_staged: int
+    events: int = 0  # valid lines less repeats of a (tracking_num, timestamp)
     # The staged rows' smallest and largest tracking_num (None without rows): with rows_staged,
     # the MERGE's source summary, so the MERGE need not read the day back to find it.
     staged_keys: tuple[str, str] | None = None
@@ -201,6 +214,7 @@ class StagingReport:
             "files_read": self.files_read,
             "rows_read": self.rows_read,
             "rows_staged": self.rows_staged,
+            "events": self.events,
             "duplicates_collapsed": self.duplicates_collapsed,
             "rows_quarantined": self.rows_quarantined,
             "blank_lines_skipped": self.blank_lines,
@@ -209,40 +223,56 @@ class StagingReport:
 
 
 def stage_day(spark: SparkSession, lakehouse: Lakehouse, day: str, run_id: str) -> StagingReport:
-    """Parse every recorded raw file of the day; replace the day in staged_orders (one row per
-    tracking_num) and in quarantined_orders (every bad line, with its reason)."""
+    """Parse every recorded raw file of the day; replace the day in order_events (every valid
+    line, one per tracking_num and timestamp), staged_orders (one row per tracking_num, from the
+    events) and quarantined_orders (every bad line, with its reason)."""
     ledger = read_ledger(spark, lakehouse.table_uri(RAW_FILE_LEDGER), day)
     files = [RawFile(lakehouse.uri_of(e.raw_path), e.raw_path, e.landed_at) for e in ledger]
     headers = file_headers(spark, files)
     records = read_records(spark, files, headers)
     classified = classify_lines(spark, records, headers, day)
     is_valid = F.col("reason").isNull() & ~F.col("_blank")
-    # Counted while the staged rows are written, in the same pass over the files: no cache of
-    # the parsed day (on disk it cost more than the parse; in memory a 1 GiB file ran a 1 GiB
-    # driver out of memory, bench/large_file.py). One observation, next to the write: over Spark
-    # Connect a write reports only that one. So every line reaches it, the newest row per key
-    # marked among the valid ones, and the filter comes after it (before it, on a 1M-row day the
-    # filter was planned into the parse's projection: 50 s instead of 27 s).
-    counts = Observation()  # unnamed: unique per call
-    staged = (
-        mark_latest_per_tracking_num(classified, among=is_valid)
+    # The files are parsed once, into the events; the staged rows are the newest event per key,
+    # read back from the events' Parquet (cheaper than a second parse of the text). No cache of
+    # the parsed day: on disk it cost more than the parse; in memory a 1 GiB file ran a 1 GiB
+    # driver out of memory (bench/large_file.py). Counted while writing, one observation next to
+    # each write (over Spark Connect a write reports only that one). So every line reaches it, the
+    # event per timestamp marked among the valid ones, and the filter comes after it (before it,
+    # on a 1M-row day the filter was planned into the parse's projection: 50 s instead of 27 s).
+    parsed = Observation()  # unnamed: unique per call
+    events = (
+        mark_latest_per_tracking_num(classified, among=is_valid, per=(TRACKING_NUM, LAST_UPDATE))
         .observe(
-            counts,
+            parsed,
             F.count_if(~F.col("_blank")).alias("read"),
             F.count_if(F.col("_blank")).alias("blank"),
             F.count_if(F.col("reason").isNotNull()).alias("quarantined"),
+            F.count_if("_latest").alias("events"),
+        )
+        .where("_latest")
+        .select(
+            *[c for c in EVENTS_SCHEMA.fieldNames() if c != RUN_ID],
+            F.lit(run_id).alias(RUN_ID),
+        )
+    )
+    events_uri = ORDER_EVENTS.ensure(spark, lakehouse.table_uri(ORDER_EVENTS))
+    replace_partition(events, events_uri, day)
+    parsed = parsed.get
+
+    kept = Observation()
+    staged = (
+        mark_latest_per_tracking_num(_day_of(spark, events_uri, day), among=F.lit(True))
+        .observe(
+            kept,
             F.count_if("_latest").alias("staged"),
             F.min(F.when(F.col("_latest"), F.col(TRACKING_NUM))).alias("low_key"),
             F.max(F.when(F.col("_latest"), F.col(TRACKING_NUM))).alias("high_key"),
         )
         .where("_latest")
-        .select(
-            *[c for c in STAGED_SCHEMA.fieldNames() if c != RUN_ID],
-            F.lit(run_id).alias(RUN_ID),
-        )
+        .select(*STAGED_SCHEMA.fieldNames())
     )
     replace_partition(staged, STAGED_ORDERS.ensure(spark, lakehouse.table_uri(STAGED_ORDERS)), day)
-    counts = counts.get
+    counts = parsed | kept.get
     # A clean day (the usual one) is parsed once, and its old quarantine rows, if any, are dropped
     # with a metadata-only delete. A day with bad lines is parsed a second time to write them.
     quarantine_uri = QUARANTINED_ORDERS.ensure(spark, lakehouse.table_uri(QUARANTINED_ORDERS))
@@ -263,10 +293,16 @@ def stage_day(spark: SparkSession, lakehouse: Lakehouse, day: str, run_id: str) 
         blank_lines=counts["blank"],
         rows_quarantined=counts["quarantined"],
         rows_staged=counts["staged"],
+        events=counts["events"],
         staged_keys=None if counts["low_key"] is None else (counts["low_key"], counts["high_key"]),
         quarantine_reasons=reasons,
         quarantine_sample=sample,
     )
+
+
+def _day_of(spark: SparkSession, uri: str, day: str) -> DataFrame:
+    """One day of a table partitioned by _partition_date."""
+    return spark.read.format("delta").load(uri).where(F.col(PARTITION_DATE) == F.lit(day).cast("date"))
 
 
 def _quarantine_summary(spark: SparkSession, uri: str, day: str) -> tuple[dict[str, int], list[dict]]:

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from delta.exceptions import DeltaConcurrentModificationException
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -338,4 +338,98 @@ def compact(spark: SparkSession, uri: str) -> Compaction:
         files_added=metrics["numFilesAdded"],
         deletion_vectors_removed=dv_stats["numDeletionVectorsRemoved"] if dv_stats else 0,
         version=latest_version(spark, uri),
+    )
+
+
+# --- Rows of some keys replaced (the status history) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeysReplaced:
+    inserted: int
+    updated: int
+    deleted: int
+    version: int
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+def replace_rows_of_keys(
+    spark: SparkSession,
+    uri: str,
+    new_rows: DataFrame,
+    keys: tuple[str, str],
+    row_id: tuple[str, ...],
+    commit_tag: str,
+    ignore: tuple[str, ...] = (),
+) -> KeysReplaced:
+    """Make the table's rows of the tracking_nums in `new_rows` exactly `new_rows`, in one MERGE.
+
+    `new_rows` holds all the rows of each of its tracking_nums (whose smallest and largest are
+    `keys`); a row is identified by `row_id` (which starts with tracking_num). Old rows of those
+    keys that `new_rows` no longer has are deleted, changed ones updated (a difference in `ignore`
+    columns alone is no change), new ones inserted, and unchanged ones not written at all: a
+    rebuild that changes nothing commits nothing. The difference is computed first, as the
+    MERGE's source: Delta's MERGE cannot delete "the target rows of these keys that the source
+    lacks" (a NOT MATCHED BY SOURCE condition cannot read the source).
+    """
+    columns = new_rows.columns
+    in_range = F.col(TRACKING_NUM).between(*keys)
+    key_set = new_rows.select(TRACKING_NUM).distinct()
+    old = (
+        spark.read.format("delta").load(uri).where(in_range).join(key_set, TRACKING_NUM, "left_semi")
+    )
+    old = old.select(*[F.col(c).alias(f"o_{c}") for c in columns])
+    new = new_rows.withColumn("_new", F.lit(True))
+    joined = new.join(old, [new[c] == old[f"o_{c}"] for c in row_id], "full")
+    differs = [~F.col(c).eqNullSafe(F.col(f"o_{c}")) for c in columns if c not in row_id + ignore]
+    action = (
+        F.when(F.col("_new").isNull(), "delete")
+        .when(F.col(f"o_{row_id[0]}").isNull(), "insert")
+        .when(_any(differs), "update")
+    )
+    changes = (
+        joined.withColumns({c: F.coalesce(F.col(c), F.col(f"o_{c}")) for c in row_id})
+        .withColumn("_action", action)
+        .where(F.col("_action").isNotNull())
+        .drop("_new")
+    )
+    on = " AND ".join(f"t.`{c}` = s.`{c}`" for c in row_id)
+    with as_view(changes) as view, commit_tagged(spark, commit_tag):
+        statement = (
+            f"MERGE INTO {table_ref(uri)} t USING {view} s"
+            f" ON {on} AND t.{TRACKING_NUM} BETWEEN :low_key AND :high_key"
+            " WHEN MATCHED AND s._action = 'delete' THEN DELETE"
+            " WHEN MATCHED AND s._action = 'update' THEN UPDATE SET "
+            + ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
+            + " WHEN NOT MATCHED AND s._action = 'insert' THEN INSERT"
+            f" ({', '.join(f'`{c}`' for c in columns)}) VALUES ({', '.join(f's.`{c}`' for c in columns)})"
+        )
+        args = {"low_key": keys[0], "high_key": keys[1]}
+        [counts] = retry_on_conflict(lambda: spark.sql(statement, args=args).collect())
+    return KeysReplaced(
+        inserted=counts["num_inserted_rows"],
+        updated=counts["num_updated_rows"],
+        deleted=counts["num_deleted_rows"],
+        version=tagged_version(spark, uri, commit_tag, "MERGE"),
+    )
+
+
+def _any(conditions: list[Column]) -> Column:
+    result = F.lit(False)
+    for condition in conditions:
+        result = result | condition
+    return result
+
+
+def replace_days(frame: DataFrame, uri: str, column: str, first: str, last: str) -> None:
+    """Overwrite the days `first`..`last` of a table partitioned by the date `column`."""
+    retry_on_conflict(
+        lambda: frame.write.format("delta")
+        .mode("overwrite")
+        # Not BETWEEN: Delta 4.0 fails to analyze it in a replaceWhere (an internal error).
+        .option("replaceWhere", f"`{column}` >= DATE'{first}' AND `{column}` <= DATE'{last}'")
+        .save(uri)
     )

@@ -79,6 +79,17 @@ SUMMARY = [
     ("order_tracking", "skipped_as_stale", "stale"),
     ("order_tracking", "dagster/row_count", "rows"),
 ]
+# Then the day's figures (order_kpis_daily; definitions in docs/insights.md).
+FIGURES = [
+    ("order_kpis_daily", "orders_known", "known"),
+    ("order_kpis_daily", "status_changes", "changes"),
+    ("order_kpis_daily", "deliveries", "delivered"),
+    ("order_kpis_daily", "on_time_rate", "on_time"),
+    ("order_kpis_daily", "transit_days_p50", "transit_p50"),
+    ("order_kpis_daily", "open_orders", "open"),
+    ("order_kpis_daily", "open_older_than_3_days", "open_>3d"),
+    ("order_kpis_daily", "late_lines_received", "late_lines"),
+]
 
 
 def print_day_summary(result) -> None:
@@ -88,9 +99,10 @@ def print_day_summary(result) -> None:
         asset = materialization.asset_key.to_user_string()
         for key, value in materialization.metadata.items():
             days.setdefault(materialization.partition, {})[(asset, key)] = value.value
-    print(f"\n{'day':<12}" + "".join(f"{label:>12}" for *_, label in SUMMARY))
-    for day in sorted(days):
-        print(f"{day:<12}" + "".join(f"{days[day].get((a, k), '-'):>12}" for a, k, _ in SUMMARY))
+    for columns in (SUMMARY, FIGURES):
+        print(f"\n{'day':<12}" + "".join(f"{label:>12}" for *_, label in columns))
+        for day in sorted(days):
+            print(f"{day:<12}" + "".join(f"{days[day].get((a, k), '-'):>12}" for a, k, _ in columns))
 
 
 if __name__ == "__main__":

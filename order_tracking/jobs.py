@@ -1,11 +1,11 @@
 from dagster import DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
-from order_tracking.assets import order_tracking_compaction, order_tracking_pipeline
+from order_tracking.assets import order_insights, order_tracking_compaction, order_tracking_pipeline
 
 order_tracking_job = define_asset_job(
     "order_tracking_job",
-    selection=[order_tracking_pipeline],
-    description="Land, stage and merge one day of order files.",
+    selection=[order_tracking_pipeline, order_insights],
+    description="Land, stage and merge one day of order files; then rebuild the touched orders' status history and the day's figures.",
 )
 
 order_tracking_compaction_job = define_asset_job(

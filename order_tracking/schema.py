@@ -1,7 +1,9 @@
 """The order-file contract: column names (typo included, users' SQL depends on it) and types."""
 
 from pyspark.sql.types import (
+    BooleanType,
     DateType,
+    DoubleType,
     IntegerType,
     LongType,
     StringType,
@@ -61,6 +63,8 @@ LINEAGE_FIELDS = [
 ]
 
 STAGED_SCHEMA = StructType(ORDER_FIELDS + LINEAGE_FIELDS)
+# Every valid line, one per (tracking_num, last_update_timestamp) and day: the status reports.
+EVENTS_SCHEMA = StructType(ORDER_FIELDS + LINEAGE_FIELDS)
 ORDER_TRACKING_SCHEMA = StructType(ORDER_FIELDS + LINEAGE_FIELDS)
 
 QUARANTINE_SCHEMA = StructType(
@@ -90,6 +94,62 @@ LEDGER_SCHEMA = StructType(
     ]
 )
 
+# order_status_history: one row per version, a run of a tracking_num's events with one status.
+VALID_FROM = "valid_from"
+VALID_TO = "valid_to"
+IS_CURRENT = "is_current"
+EVENT_COUNT = "events"
+
+HISTORY_SCHEMA = StructType(
+    [
+        StructField(TRACKING_NUM, StringType(), nullable=False),
+        StructField(ORDER_NUM, LongType()),
+        StructField(STATUS, StringType()),
+        StructField(VALID_FROM, TimestampType(), nullable=False),
+        StructField(VALID_TO, TimestampType()),
+        StructField(IS_CURRENT, BooleanType(), nullable=False),
+        # The version's newest event (order_tracking's timestamp, for the current version).
+        StructField(LAST_UPDATE, TimestampType(), nullable=False),
+        StructField(EVENT_COUNT, LongType(), nullable=False),
+        # Of the event that opened the version:
+        StructField(RECEIVED_DATE, DateType()),
+        StructField(DELIVER_DATE, DateType()),
+        StructField(SOURCE_FILE, StringType(), nullable=False),
+        StructField(SOURCE_LINE, LongType(), nullable=False),
+        StructField(LANDED_AT, TimestampType(), nullable=False),
+        StructField(PARTITION_DATE, DateType(), nullable=False),
+        # The run that last rebuilt the version.
+        StructField(RUN_ID, StringType()),
+    ]
+)
+
+DAY = "day"
+STATUS_DAILY_SCHEMA = StructType(
+    [
+        StructField(DAY, DateType(), nullable=False),
+        StructField(STATUS, StringType()),
+        StructField("orders", LongType(), nullable=False),
+    ]
+)
+
+# Defined in docs/insights.md and in order_kpis_daily's description.
+KPI_FIELDS = [
+    StructField("orders_known", LongType(), nullable=False),
+    StructField("status_changes", LongType(), nullable=False),
+    StructField("deliveries", LongType(), nullable=False),
+    StructField("on_time_deliveries", LongType(), nullable=False),
+    StructField("on_time_rate", DoubleType()),
+    StructField("transit_days_p50", IntegerType()),
+    StructField("transit_days_p90", IntegerType()),
+    StructField("entered_delayed", LongType(), nullable=False),
+    StructField("returns", LongType(), nullable=False),
+    StructField("open_orders", LongType(), nullable=False),
+    StructField("open_older_than_3_days", LongType(), nullable=False),
+    StructField("open_older_than_7_days", LongType(), nullable=False),
+    StructField("late_lines_received", LongType(), nullable=False),
+]
+KPIS_SCHEMA = StructType([StructField(DAY, DateType(), nullable=False)] + KPI_FIELDS)
+
 KNOWN_STATUSES = (
     "Order Placed",
     "In Transit",
@@ -98,3 +158,21 @@ KNOWN_STATUSES = (
     "Delayed",
     "Returned",
 )
+
+DELIVERED = "Delivered"
+DELAYED = "Delayed"
+RETURNED = "Returned"
+# An order is closed once delivered or returned; open otherwise (the backlog).
+CLOSED_STATUSES = (DELIVERED, RETURNED)
+
+# How far along an order is. A version whose status ranks below the one before it is a step
+# backwards (Delivered -> In Transit, Returned -> Delivered): reported, never refused. Delayed is
+# a kind of in transit.
+STATUS_PROGRESS = {
+    "Order Placed": 0,
+    "In Transit": 1,
+    DELAYED: 1,
+    "Out for Delivery": 2,
+    DELIVERED: 3,
+    RETURNED: 4,
+}

@@ -148,14 +148,18 @@ def sample_days_oracle(days: int) -> list[tuple]:
     return oracle([(p.name, p.read_text(), at(day)) for day, p in enumerate(files, start=1)])
 
 
-def materialize_day(spark, landing, lakehouse, day: str) -> None:
-    """What a run of the three assets does for one day, without Dagster (their own functions)."""
+def materialize_day(spark, landing, lakehouse, day: str, history: bool = False) -> None:
+    """What a run of the three assets does for one day, without Dagster (their own functions);
+    with `history`, the status history's rebuild of the day too."""
     from order_tracking.daily import land_day, merge_day, stage_day
+    from order_tracking.insights import rebuild_history
 
     run_id = uuid.uuid4().hex
     land_day(spark, landing, lakehouse, day, landing.list_files(), run_id)
     report = stage_day(spark, lakehouse, day, run_id)
     merge_day(spark, lakehouse, day, run_id, report.staged)
+    if history:
+        rebuild_history(spark, lakehouse, day, day, run_id)
 
 
 # Secret values a deployment may have in its environment. The local run never needs them; they

@@ -54,16 +54,25 @@ def test_the_demo_prints_what_each_day_did_and_the_table(tmp_path):
     )  # fmt: skip
     assert demo.returncode == 0, demo.stderr[-3000:]
 
-    header, *days = [line.split() for line in demo.stdout.splitlines() if re.match(r"(day|2023-01-0\d) ", line)]
+    rows = [line.split() for line in demo.stdout.splitlines() if re.match(r"(day|2023-01-0\d) ", line)]
+    (header, *days), (figures_header, *figures) = rows[:6], rows[6:]
     assert header == ["day", "files", "staged", "quarantined", "inserted", "updated", "stale", "rows"]
     assert [day[0] for day in days] == DAYS
     assert [(files, quarantined) for _, files, _, quarantined, *_ in days] == [("1", "0")] * 5
     assert [tuple(day[4:]) for day in days] == [
         ("20", "0", "0", "20"), ("1", "20", "0", "21"), ("0", "6", "0", "21"), ("1", "21", "0", "22"), ("1", "22", "0", "23"),
     ]
+    # The days' figures (order_kpis_daily), as tests/test_insights.py works them out by hand.
+    assert figures_header == ["day", "known", "changes", "delivered", "on_time", "transit_p50", "open", "open_>3d", "late_lines"]
+    assert [tuple(day[1:]) for day in figures] == [
+        ("20", "20", "5", "1.0", "0", "12", "0", "0"), ("21", "18", "5", "1.0", "1", "13", "0", "0"),
+        ("22", "9", "2", "1.0", "0", "10", "0", "0"), ("23", "21", "7", "1.0", "3", "10", "0", "3"),
+        ("23", "17", "1", "1.0", "4", "9", "8", "6"),
+    ]
     assert f"order_tracking (23 rows) in {tmp_path / 'data' / 'lakehouse' / 'order_tracking'}" in demo.stdout
     assert "TRK1017" in demo.stdout
     staged, inserted, updated = (20, 21, 6, 22, 23), (20, 1, 0, 1, 1), (0, 20, 6, 21, 22)
+    known, delivered, open_ = (20, 21, 22, 23, 23), (5, 5, 2, 7, 1), (12, 13, 10, 10, 9)
     logged = [line.split(" - ")[-1] for line in demo.stderr.splitlines() if " - INFO - " in line]
     assert "Spark: the Spark Connect server at localhost:" in logged[0]  # the suite's engine, never its token
     progress = [line for line in logged if re.match(r"2023-01-0\d \w+: ", line)]
@@ -71,6 +80,7 @@ def test_the_demo_prints_what_each_day_did_and_the_table(tmp_path):
         [f"{day} raw_order_files: 1 file(s) moved" for day in DAYS]
         + [f"{day} staged_orders: {n} row(s) staged, 0 quarantined" for day, n in zip(DAYS, staged)]
         + [f"{day} order_tracking: {i} inserted, {u} updated, 0 stale" for day, i, u in zip(DAYS, inserted, updated)]
+        + [f"{day} order_kpis_daily: {k} known, {d} delivered, {o} open" for day, k, d, o in zip(DAYS, known, delivered, open_)]
     )
     for noise in ("BetaWarning", "WindowExec", ":: resolving dependencies", "Using Spark's default log4j"):
         assert noise not in demo.stdout + demo.stderr

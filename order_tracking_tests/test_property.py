@@ -1,9 +1,10 @@
 """Property: in whatever order files land, however often they are replayed or replaced, and in
-whatever order days are (re)materialized, order_tracking equals a plain-Python oracle over the
-file versions received, and every landed byte is in the raw zone or still waiting in landing.
+whatever order days are (re)materialized, order_tracking, the status history and the daily status
+mix equal a plain-Python oracle over the file versions received, and every landed byte is in the
+raw zone or still waiting in landing.
 
 Hypothesis draws a history of events (a file lands; a day is materialized). Each materialization
-runs the same functions as the three assets (land_day, stage_day, merge_day)
+runs the same functions as the assets (land_day, stage_day, merge_day, rebuild_history)
 on real Delta tables, without Dagster around them, to keep an example to seconds. The oracle
 knows the rows it wrote, so it never parses CSV: it only applies the rule "per tracking_num,
 greatest (last_update_timestamp, landing time, line)". Examples are few by default (each costs
@@ -20,7 +21,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from order_tracking.raw_zone import read_ledger
-from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
+from order_tracking.catalog import ORDER_STATUS_HISTORY, ORDER_TRACKING, RAW_FILE_LEDGER
+from order_tracking.insights import compute_figures
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking_tests.helpers import HEADER, business_rows, land, materialize_day
@@ -139,6 +141,42 @@ class Oracle:
                 self.received.setdefault((name, digest(event.content())), (event, at))
                 del self.waiting[name]
 
+    def events(self) -> dict[str, list[tuple[int, str]]]:
+        """Per tracking_num, its (hour, status) reports in time order: one per hour, the
+        later-landed file, then the later line, winning a tie."""
+        best: dict[tuple[str, int], tuple] = {}
+        for event, at in self.received.values():
+            for line, row in enumerate(event.rows):
+                key = (row.tracking_num, row.hour)
+                if key not in best or (at, line) > best[key][0]:
+                    best[key] = ((at, line), row.status)
+        chains: dict[str, list[tuple[int, str]]] = {}
+        for (tracking_num, hour), (_, status) in sorted(best.items()):
+            chains.setdefault(tracking_num, []).append((hour, status))
+        return chains
+
+    def history(self) -> list[tuple]:
+        """(tracking_num, status, from hour, to hour or None, reports) per version."""
+        versions = []
+        for tracking_num, reports in self.events().items():
+            chain: list[list] = []
+            for hour, status in reports:
+                if chain and chain[-1][1] == status:
+                    chain[-1][3] += 1
+                else:
+                    chain.append([tracking_num, status, hour, 1])
+            for index, (key, status, start, count) in enumerate(chain):
+                end = chain[index + 1][2] if index + 1 < len(chain) else None
+                versions.append((key, status, start, end, count))
+        return sorted(versions)
+
+    def status_mix(self) -> dict[str, int]:
+        """Every report is of 2023-01-01: at the end of each day, each order's last status."""
+        mix: dict[str, int] = {}
+        for reports in self.events().values():
+            mix[reports[-1][1]] = mix.get(reports[-1][1], 0) + 1
+        return mix
+
     def table(self) -> list[tuple]:
         best: dict[str, tuple] = {}
         for event, at in self.received.values():
@@ -189,13 +227,26 @@ def test_the_table_is_the_newest_row_whatever_the_history(spark, tmp_path, histo
             land(work / "landing", event.name, event.content(), at)
             oracle.landed(event, at)
         else:
-            materialize_day(spark, landing, lakehouse, event.day)
+            materialize_day(spark, landing, lakehouse, event.day, history=True)
             oracle.materialized(event.day)
 
     table_uri = lakehouse.table_uri(ORDER_TRACKING)
     if oracle.received:
         table = spark.read.format("delta").load(table_uri)
         assert business_rows(table) == as_table_rows(oracle.table())
+        history = spark.read.format("delta").load(lakehouse.table_uri(ORDER_STATUS_HISTORY)).collect()
+        assert sorted(
+            (
+                r.tracking_num,
+                r.status,
+                r.valid_from.hour,
+                r.valid_to.hour if r.valid_to else None,
+                r.events,
+            )
+            for r in history
+        ) == oracle.history()
+        figures = compute_figures(spark, lakehouse, DAYS[0], DAYS[-1], kpis=False)
+        assert [figures[day].status_mix for day in DAYS] == [oracle.status_mix()] * len(DAYS)
     # Nothing lost: every received version is in the ledger exactly once, with its bytes in the
     # raw zone; every version still waiting is untouched in landing.
     ledger = [e for day in DAYS for e in read_ledger(spark, lakehouse.table_uri(RAW_FILE_LEDGER), day)]

@@ -23,10 +23,12 @@ def newer_than(new: str, old: str) -> str:
     return predicate
 
 
-def mark_latest_per_tracking_num(orders: DataFrame, among: Column) -> DataFrame:
-    """Adds `_latest`, true on one row per tracking_num among the rows where `among` holds: the
-    greatest last_update_timestamp, then later landing, then later line."""
-    newest_first = Window.partitionBy(among, TRACKING_NUM).orderBy(*[F.desc(c) for c in SEQUENCE])
+def mark_latest_per_tracking_num(
+    orders: DataFrame, among: Column, per: tuple[str, ...] = (TRACKING_NUM,)
+) -> DataFrame:
+    """Adds `_latest`, true on one row per tracking_num (or per `per`) among the rows where
+    `among` holds: the greatest last_update_timestamp, then later landing, then later line."""
+    newest_first = Window.partitionBy(among, *per).orderBy(*[F.desc(c) for c in SEQUENCE])
     return orders.withColumn("_latest", among & (F.row_number().over(newest_first) == 1))
 
 

@@ -1,0 +1,149 @@
+"""Freshness of arrivals: operations expect each day's order file by a deadline, by default 06:00
+UTC the next day (ORDER_TRACKING_ARRIVAL_DEADLINE=HH:MM). A check on raw_order_files, run by a
+schedule shortly after the deadline, looks at the day whose deadline passed last.
+
+Why not Dagster's own: a FreshnessPolicy (1.13) judges an asset's last materialization, not a
+partition's, and build_time_partition_freshness_checks asks whether the newest partition was
+materialized, which with end_offset=1 (today's partition exists) is today's, a day before its file
+is due. What operations want is about the file, not the run: when did the day's file land? So
+the check reads when each file of the day landed: for files already moved, from raw_order_files'
+metadata (landed_at, recorded with each file); for files still waiting, from the landing zone.
+No Spark: it runs in the Dagster process, on a laptop and in production alike.
+"""
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetRecordsFilter,
+    AssetSelection,
+    DefaultScheduleStatus,
+    MetadataValue,
+    ScheduleDefinition,
+    asset_check,
+    define_asset_job,
+)
+
+from order_tracking.assets.raw import RAW_ORDER_FILES
+from order_tracking.daily import files_of_day
+from order_tracking.resources.landing import LandingZone
+
+DEADLINE_VARIABLE = "ORDER_TRACKING_ARRIVAL_DEADLINE"
+# How long after the deadline the schedule evaluates the check.
+GRACE = timedelta(minutes=15)
+
+
+def arrival_deadline() -> time:
+    """The time of day (UTC), on the next day, by which a day's file is due."""
+    text = os.environ.get(DEADLINE_VARIABLE, "06:00")
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{DEADLINE_VARIABLE}={text!r} is not a time of day (HH:MM)") from None
+
+
+def deadline_of(day: date, deadline: time) -> datetime:
+    return datetime.combine(day + timedelta(days=1), deadline, tzinfo=timezone.utc)
+
+
+def day_due(now: datetime, deadline: time) -> date:
+    """The latest day whose deadline has passed at `now`."""
+    day = now.astimezone(timezone.utc).date() - timedelta(days=1)
+    return day if deadline_of(day, deadline) <= now else day - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    name: str
+    landed_at: datetime
+    where: str  # "raw zone" (moved and recorded) or "landing" (still waiting)
+
+
+def judge_arrival(day: date, deadline: time, arrivals: list[Arrival], now: datetime) -> AssetCheckResult:
+    """Pure: the day's file arrived by its deadline? With when, what was seen, how late."""
+    due = deadline_of(day, deadline)
+    on_time = [a for a in arrivals if a.landed_at <= due]
+    metadata = {
+        "day": day.isoformat(),
+        "deadline": MetadataValue.timestamp(due),
+        "files_seen": len(arrivals),
+        "files": MetadataValue.json(
+            [
+                {"file": a.name, "landed_at": a.landed_at.isoformat(), "where": a.where}
+                for a in sorted(arrivals, key=lambda a: a.landed_at)
+            ]
+        ),
+    }
+    if on_time:
+        first = min(a.landed_at for a in on_time)
+        metadata["landed_at"] = MetadataValue.timestamp(first)
+        metadata["minutes_before_deadline"] = round((due - first).total_seconds() / 60)
+    else:
+        late_until = min((a.landed_at for a in arrivals), default=now)
+        metadata["minutes_late"] = round((late_until - due).total_seconds() / 60)
+        if arrivals:
+            metadata["landed_at"] = MetadataValue.timestamp(late_until)
+    return AssetCheckResult(
+        passed=bool(on_time),
+        severity=AssetCheckSeverity.WARN if on_time or arrivals else AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description=(
+            f"{day}: file landed {metadata['minutes_before_deadline']} min before the deadline"
+            if on_time
+            else f"{day}: no file by the deadline; {metadata['minutes_late']} min late"
+            + (" (landed since)" if arrivals else " (none seen yet)")
+        ),
+    )
+
+
+def recorded_arrivals(context: AssetCheckExecutionContext, day: date) -> list[Arrival]:
+    """The day's files already moved into the raw zone, from raw_order_files' metadata."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=RAW_ORDER_FILES, asset_partitions=[day.isoformat()]), limit=100
+    ).records
+    arrivals = {}
+    for record in records:
+        landed = record.asset_materialization.metadata.get("landed")
+        for entry in landed.value if landed else []:
+            landed_at = datetime.fromisoformat(entry["landed_at"])
+            if landed_at.tzinfo is None:  # landing times are UTC
+                landed_at = landed_at.replace(tzinfo=timezone.utc)
+            arrivals[entry["file"]] = Arrival(entry["file"], landed_at, "raw zone")
+    return list(arrivals.values())
+
+
+@asset_check(
+    asset=RAW_ORDER_FILES,
+    name="day_file_arrived_by_deadline",
+    description=(
+        "The day whose arrival deadline passed last (default 06:00 UTC the next day,"
+        f" {DEADLINE_VARIABLE}) has a file that landed by then."
+    ),
+)
+def day_file_arrived_by_deadline(context: AssetCheckExecutionContext, landing: LandingZone) -> AssetCheckResult:
+    now, deadline = datetime.now(timezone.utc), arrival_deadline()
+    day = day_due(now, deadline)
+    waiting = [Arrival(f.name, f.landed_at, "landing") for f in files_of_day(landing.list_files(), day.isoformat())]
+    return judge_arrival(day, deadline, recorded_arrivals(context, day) + waiting, now)
+
+
+arrival_freshness_job = define_asset_job(
+    "arrival_freshness_job",
+    selection=AssetSelection.checks(day_file_arrived_by_deadline),
+    description="Did the day's order file land by its deadline?",
+)
+
+
+def build_arrival_schedule(default_status: DefaultScheduleStatus) -> ScheduleDefinition:
+    at = (datetime.combine(date.today(), arrival_deadline()) + GRACE).time()
+    return ScheduleDefinition(
+        name="arrival_freshness_schedule",
+        job=arrival_freshness_job,
+        cron_schedule=f"{at.minute} {at.hour} * * *",
+        execution_timezone="UTC",
+        default_status=default_status,
+    )

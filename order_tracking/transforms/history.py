@@ -1,0 +1,213 @@
+"""From status reports to status versions, and from versions to the daily figures.
+
+A tracking_num's history is a function of the set of its events alone: events in timestamp order,
+consecutive events with one status folded into one version. Rebuilding a key's whole chain from
+its events, rather than appending to or closing its current version, is what places a late event
+where its timestamp puts it (it may split a version or join two) and makes a replay change
+nothing: the result does not depend on the order in which files land or days are materialized.
+
+The figures of a day are a function of the history alone (and, for late lines, of the day's
+events): any day can be recomputed, or restated, at any time.
+"""
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from order_tracking.schema import (
+    CLOSED_STATUSES,
+    DAY,
+    DELAYED,
+    DELIVER_DATE,
+    DELIVERED,
+    EVENT_COUNT,
+    HISTORY_SCHEMA,
+    IS_CURRENT,
+    LAST_UPDATE,
+    PARTITION_DATE,
+    RECEIVED_DATE,
+    RETURNED,
+    RUN_ID,
+    STATUS,
+    STATUS_PROGRESS,
+    TRACKING_NUM,
+    VALID_FROM,
+    VALID_TO,
+)
+from order_tracking.transforms.sequence import mark_latest_per_tracking_num
+
+# Percentiles are nearest-rank (a value that occurred): exact up to this many deliveries a day,
+# within 1/this of the rank beyond.
+PERCENTILE_ACCURACY = 10_000
+
+
+def one_event_per_timestamp(events: DataFrame) -> DataFrame:
+    """One row per (tracking_num, last_update_timestamp): the later-landed file, then the later
+    line, wins a tie (the same rule as order_tracking's, so the newest event is its row)."""
+    marked = mark_latest_per_tracking_num(events, F.lit(True), per=(TRACKING_NUM, LAST_UPDATE))
+    return marked.where("_latest").drop("_latest")
+
+
+def status_versions(events: DataFrame, run_id: str) -> DataFrame:
+    """The history rows (HISTORY_SCHEMA) of every tracking_num among `events`, which must hold
+    all of each key's events."""
+    events = one_event_per_timestamp(events)
+    by_time = Window.partitionBy(TRACKING_NUM).orderBy(LAST_UPDATE)
+    previous_status = F.lag(STATUS).over(by_time)
+    opens = (F.row_number().over(by_time) == 1) | ~previous_status.eqNullSafe(F.col(STATUS))
+    numbered = events.withColumn(
+        "_version",
+        F.sum(opens.cast("int")).over(by_time.rowsBetween(Window.unboundedPreceding, 0)),
+    )
+    opening_fields = [f.name for f in HISTORY_SCHEMA.fields if f.name in events.columns]
+    opening_fields = [c for c in opening_fields if c not in (TRACKING_NUM, LAST_UPDATE, RUN_ID)]
+    versions = numbered.groupBy(TRACKING_NUM, "_version").agg(
+        F.min(LAST_UPDATE).alias(VALID_FROM),
+        F.max(LAST_UPDATE).alias(LAST_UPDATE),
+        F.count(F.lit(1)).alias(EVENT_COUNT),
+        # Timestamps are unique per key here, so the opening event is one row.
+        F.min_by(F.struct(*opening_fields), F.col(LAST_UPDATE)).alias("_opening"),
+    )
+    next_version = Window.partitionBy(TRACKING_NUM).orderBy(VALID_FROM)
+    return versions.select(
+        *[
+            _history_column(name, next_version, run_id)
+            for name in HISTORY_SCHEMA.fieldNames()
+        ]
+    )
+
+
+def _history_column(name: str, next_version: Window, run_id: str) -> Column:
+    if name == VALID_TO:
+        return F.lead(VALID_FROM).over(next_version).alias(VALID_TO)
+    if name == IS_CURRENT:
+        return F.lead(VALID_FROM).over(next_version).isNull().alias(IS_CURRENT)
+    if name == RUN_ID:
+        return F.lit(run_id).alias(RUN_ID)
+    if name in (TRACKING_NUM, VALID_FROM, LAST_UPDATE, EVENT_COUNT):
+        return F.col(name)
+    return F.col(f"_opening.{name}").alias(name)
+
+
+def backwards_steps(history: DataFrame) -> DataFrame:
+    """Each version whose status is less far along than the version before it (`from_status`,
+    `to_status`, tracking_num, when): Delivered -> In Transit and the like."""
+    progress = F.create_map(*[x for s, rank in STATUS_PROGRESS.items() for x in (F.lit(s), F.lit(rank))])
+    by_time = Window.partitionBy(TRACKING_NUM).orderBy(VALID_FROM)
+    return (
+        history.select(
+            TRACKING_NUM,
+            VALID_FROM,
+            F.lag(STATUS).over(by_time).alias("from_status"),
+            F.col(STATUS).alias("to_status"),
+        )
+        .where(progress[F.col("to_status")] < progress[F.col("from_status")])
+    )
+
+
+# --- The daily figures ---------------------------------------------------------------------------
+
+
+def _ends_of_days(days: DataFrame) -> DataFrame:
+    """days (`day`) with the day's first instant and the next day's (session time zone: the one
+    the timestamps were parsed in)."""
+    return days.select(
+        F.col(DAY),
+        F.col(DAY).cast("timestamp").alias("_start"),
+        F.date_add(F.col(DAY), 1).cast("timestamp").alias("_end"),
+    )
+
+
+def _current_at_end_of_day(history: DataFrame, days: DataFrame) -> DataFrame:
+    """Per day, each tracking_num's version current at the end of the day (keys known by then)."""
+    return _ends_of_days(days).join(
+        history,
+        (F.col(VALID_FROM) < F.col("_end"))
+        & (F.col(VALID_TO).isNull() | (F.col(VALID_TO) >= F.col("_end"))),
+    )
+
+
+def status_mix(history: DataFrame, days: DataFrame) -> DataFrame:
+    """STATUS_DAILY_SCHEMA for each of `days`: how many orders have each status at its end."""
+    return (
+        _current_at_end_of_day(history, days)
+        .groupBy(DAY, STATUS)
+        .agg(F.count(F.lit(1)).alias("orders"))
+    )
+
+
+def daily_kpis(history: DataFrame, events: DataFrame, days: DataFrame) -> DataFrame:
+    """KPIS_SCHEMA for each of `days` (definitions in docs/insights.md).
+
+    `history`: every version; `events`: the events of `days`' own files (for late lines)."""
+    days = _ends_of_days(days)
+    first_version = Window.partitionBy(TRACKING_NUM).orderBy(VALID_FROM)
+    # The order's received date is the one its first status report gave.
+    with_received = history.withColumn(
+        "_received", F.first(RECEIVED_DATE).over(first_version.rowsBetween(Window.unboundedPreceding, 0))
+    )
+    first_delivery = (
+        with_received.where(F.col(STATUS) == DELIVERED)
+        .withColumn("_n", F.row_number().over(first_version))
+        .where("_n = 1")
+        .select(
+            VALID_FROM,
+            (F.to_date(VALID_FROM) <= F.col(DELIVER_DATE)).alias("_on_time"),
+            F.datediff(F.to_date(VALID_FROM), F.col("_received")).alias("_transit_days"),
+        )
+    )
+    in_day = (F.col(VALID_FROM) >= F.col("_start")) & (F.col(VALID_FROM) < F.col("_end"))
+    deliveries = (
+        days.join(first_delivery, in_day, "left")
+        .groupBy(DAY)
+        .agg(
+            F.count(VALID_FROM).alias("deliveries"),
+            F.count_if(F.col("_on_time")).alias("on_time_deliveries"),
+            F.percentile_approx("_transit_days", 0.5, PERCENTILE_ACCURACY).alias("transit_days_p50"),
+            F.percentile_approx("_transit_days", 0.9, PERCENTILE_ACCURACY).alias("transit_days_p90"),
+        )
+    )
+    opened = (
+        days.join(history, in_day, "left")
+        .groupBy(DAY)
+        .agg(
+            F.count(VALID_FROM).alias("status_changes"),
+            F.count_if(F.col(STATUS) == DELAYED).alias("entered_delayed"),
+            F.count_if(F.col(STATUS) == RETURNED).alias("returns"),
+        )
+    )
+    current = _current_at_end_of_day(with_received, days.select(DAY))
+    is_open = ~F.coalesce(F.col(STATUS).isin(*CLOSED_STATUSES), F.lit(False))
+    age = F.datediff(F.col(DAY), F.col("_received"))
+    backlog = (
+        days.select(DAY)
+        .join(current, DAY, "left")
+        .groupBy(DAY)
+        .agg(
+            F.count(VALID_FROM).alias("orders_known"),
+            F.count_if(F.col(VALID_FROM).isNotNull() & is_open).alias("open_orders"),
+            F.count_if(F.col(VALID_FROM).isNotNull() & is_open & (age > 3)).alias("open_older_than_3_days"),
+            F.count_if(F.col(VALID_FROM).isNotNull() & is_open & (age > 7)).alias("open_older_than_7_days"),
+        )
+    )
+    late = (
+        days.join(
+            # One row per (tracking_num, timestamp) and day already: a line repeated in the
+            # day's files counts once.
+            events.select(PARTITION_DATE, LAST_UPDATE),
+            (F.col(PARTITION_DATE) == F.col(DAY)) & (F.col(LAST_UPDATE) < F.col("_start")),
+            "left",
+        )
+        .groupBy(DAY)
+        .agg(F.count(LAST_UPDATE).alias("late_lines_received"))
+    )
+    return (
+        backlog.join(opened, DAY)
+        .join(deliveries, DAY)
+        .join(late, DAY)
+        .withColumn(
+            "on_time_rate",
+            F.when(
+                F.col("deliveries") > 0, F.col("on_time_deliveries") / F.col("deliveries")
+            ),
+        )
+    )
