@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large clean
+.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights clean
 
 install: $(VENV)/.installed
 
@@ -93,6 +93,10 @@ bench-pieces: jars
 # Spark jobs per asset for each sample day, each asset alone and as the run's one step.
 bench-jobs: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/spark_jobs.py
+
+# The insight step's cost per day next to the pipeline's: the sample days and two 1M-row days.
+bench-insights: jars
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/insights.py
 
 # Daily MERGEs fragment order_tracking; the probe MERGE before and after compacting it.
 bench-compaction: jars

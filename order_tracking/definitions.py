@@ -42,8 +42,8 @@ defs = Definitions(
     ],
     sensors=[
         build_order_files_sensor(*sensor_settings(environment)),
-        # Runs wherever the files sensor runs: restating is part of keeping the figures correct.
-        build_restatement_sensor(sensor_settings(environment)[1]),
+        # On wherever the files sensor is: restating is part of keeping the figures correct.
+        build_restatement_sensor(*sensor_settings(environment)),
     ],
     resources=resources_for(environment),
     # A run's steps share the process and its one Spark session. (A step on Databricks still goes

@@ -64,7 +64,8 @@ class Arrival:
 
 
 def judge_arrival(day: date, deadline: time, arrivals: list[Arrival], now: datetime) -> AssetCheckResult:
-    """Pure: the day's file arrived by its deadline? With when, what was seen, how late."""
+    """Pure: the day's file arrived by its deadline? With when, what was seen, how late. A day
+    not due yet passes (its file may still come)."""
     due = deadline_of(day, deadline)
     on_time = [a for a in arrivals if a.landed_at <= due]
     metadata = {
@@ -82,21 +83,41 @@ def judge_arrival(day: date, deadline: time, arrivals: list[Arrival], now: datet
         first = min(a.landed_at for a in on_time)
         metadata["landed_at"] = MetadataValue.timestamp(first)
         metadata["minutes_before_deadline"] = round((due - first).total_seconds() / 60)
+        description = f"{day}: file landed {metadata['minutes_before_deadline']} min before the deadline"
+    elif now < due:
+        description = f"{day}: not due yet (deadline {due:%Y-%m-%d %H:%M} UTC)"
     else:
         late_until = min((a.landed_at for a in arrivals), default=now)
         metadata["minutes_late"] = round((late_until - due).total_seconds() / 60)
         if arrivals:
             metadata["landed_at"] = MetadataValue.timestamp(late_until)
+        description = f"{day}: no file by the deadline; {metadata['minutes_late']} min late" + (
+            " (landed since)" if arrivals else " (none seen yet)"
+        )
     return AssetCheckResult(
-        passed=bool(on_time),
+        passed=bool(on_time) or now < due,
         severity=AssetCheckSeverity.WARN if on_time or arrivals else AssetCheckSeverity.ERROR,
         metadata=metadata,
-        description=(
-            f"{day}: file landed {metadata['minutes_before_deadline']} min before the deadline"
-            if on_time
-            else f"{day}: no file by the deadline; {metadata['minutes_late']} min late"
-            + (" (landed since)" if arrivals else " (none seen yet)")
-        ),
+        description=description,
+    )
+
+
+def judge_days(results: list[AssetCheckResult]) -> AssetCheckResult:
+    """One result for a run of several days: passed if every day did; the late days listed."""
+    if len(results) == 1:
+        return results[0]
+    late = [r for r in results if not r.passed]
+    return AssetCheckResult(
+        passed=not late,
+        severity=AssetCheckSeverity.ERROR
+        if any(r.severity == AssetCheckSeverity.ERROR for r in late)
+        else AssetCheckSeverity.WARN,
+        metadata={
+            "days": len(results),
+            "days_late": len(late),
+            "by_day": MetadataValue.json({r.metadata["day"].value: r.description for r in results}),
+        },
+        description=f"{len(late)} of {len(results)} days' files missed their deadline",
     )
 
 
@@ -120,15 +141,26 @@ def recorded_arrivals(context: AssetCheckExecutionContext, day: date) -> list[Ar
     asset=RAW_ORDER_FILES,
     name="day_file_arrived_by_deadline",
     description=(
-        "The day whose arrival deadline passed last (default 06:00 UTC the next day,"
-        f" {DEADLINE_VARIABLE}) has a file that landed by then."
+        "The day's file landed by its deadline (default 06:00 UTC the next day,"
+        f" {DEADLINE_VARIABLE}): on its schedule, the day whose deadline passed last; in a run of"
+        " raw_order_files, the run's days."
     ),
 )
 def day_file_arrived_by_deadline(context: AssetCheckExecutionContext, landing: LandingZone) -> AssetCheckResult:
     now, deadline = datetime.now(timezone.utc), arrival_deadline()
-    day = day_due(now, deadline)
-    waiting = [Arrival(f.name, f.landed_at, "landing") for f in files_of_day(landing.list_files(), day.isoformat())]
-    return judge_arrival(day, deadline, recorded_arrivals(context, day) + waiting, now)
+    # Selected with raw_order_files (a day's run, a backfill) it judges the run's days; alone (the
+    # schedule's job, unpartitioned) the day just due.
+    days = (
+        [date.fromisoformat(key) for key in context.partition_keys]
+        if context.has_partition_key_range or context.has_partition_key
+        else [day_due(now, deadline)]
+    )
+    waiting = landing.list_files()
+    results = []
+    for day in days:
+        waiting_of_day = [Arrival(f.name, f.landed_at, "landing") for f in files_of_day(waiting, day.isoformat())]
+        results.append(judge_arrival(day, deadline, recorded_arrivals(context, day) + waiting_of_day, now))
+    return judge_days(results)
 
 
 arrival_freshness_job = define_asset_job(

@@ -184,7 +184,7 @@ def compute_figures(
         replace_days(frame, ORDER_KPIS_DAILY.ensure(spark, lakehouse.table_uri(ORDER_KPIS_DAILY)), DAY, first, last)
 
     figures = {}
-    for row in kpi_rows:
+    for row in sorted(kpi_rows, key=lambda r: r[DAY]):
         day = row[DAY].isoformat()
         mix = {r[STATUS]: r["orders"] for r in mix_rows if r[DAY] == row[DAY]}
         figures[day] = DayFigures(day, mix, {f.name: row[f.name] for f in KPI_FIELDS})

@@ -71,11 +71,11 @@ def figures_storage_ids(instance: DagsterInstance) -> dict[str, int]:
     return {day: min(ids.get(day, 0) for ids in latest) for day in days}
 
 
-def build_restatement_sensor(default_status: DefaultSensorStatus):
+def build_restatement_sensor(interval_seconds: int, default_status: DefaultSensorStatus):
     @sensor(
         name="figures_restatement_sensor",
         job=order_figures_job,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=interval_seconds,
         default_status=default_status,
         description="Recomputes the figures of the days that late lines changed (order_status_daily, order_kpis_daily).",
     )

@@ -229,3 +229,23 @@ def open_asset_graph(url: str, screenshot: Path, timeout_ms: int = 60_000) -> di
             return {name: box.inner_text() for name, box in nodes.items()}
         finally:
             browser.close()
+
+
+def open_asset_plots(url: str, asset: str, expected: list[str], screenshot: Path, timeout_ms: int = 60_000) -> None:
+    """Open an asset's Plots tab (its numeric metadata across partitions) in headless Chromium,
+    wait until the plots of `expected` metadata entries are drawn, save a screenshot."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1400})
+            page.goto(f"{url}/assets/{asset}?view=plots")
+            try:
+                page.get_by_role("button", name="Skip").click(timeout=5_000)
+            except PlaywrightTimeout:
+                pass
+            for name in expected:
+                page.get_by_text(name, exact=True).first.wait_for(timeout=timeout_ms)
+            page.wait_for_timeout(1_000)  # the charts animate in
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()

@@ -138,7 +138,9 @@ def test_materializations_and_checks_arrive_in_the_local_instance(sample_days):
         }
         assert checks["tracking_num_is_unique"] is True
         # The remote step's own events, replayed here: their process is not this run's.
-        step_pids = {e.pid for e in events if e.event_type == DagsterEventType.STEP_START}
+        step_pids = {
+            e.pid for e in events if e.event_type == DagsterEventType.STEP_START and e.step_key == "order_tracking_pipeline"
+        }
         assert len(step_pids) == 1
     # Every asset and day has its own materialization, with its own numbers, range run included.
     assert set(by_asset_and_day) == {
@@ -322,9 +324,14 @@ def test_databricks_definitions_load_and_plan_with_documented_variables_only(var
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     if variables == "documented":
-        assert "['order_tracking_pipeline']" in completed.stdout
+        # The day's job: the pipeline and the insights on Databricks; the arrival check (no
+        # Spark: when files landed) in the Dagster process.
+        assert "['order_insights', 'order_tracking_pipeline', 'raw_order_files_day_file_arrived_by_deadline']" in completed.stdout
     else:  # the Dagster UI shows where the steps run
         assert completed.stdout.strip().splitlines()[-1] == str([
+            ("order_kpis_daily", ["databricks", "delta", "spark"]),
+            ("order_status_daily", ["databricks", "delta", "spark"]),
+            ("order_status_history", ["databricks", "delta", "spark"]),
             ("order_tracking", ["databricks", "delta", "spark"]),
             ("order_tracking_compaction", ["databricks", "delta", "spark"]),
             ("raw_order_files", ["databricks", "delta", "gcs", "spark"]),

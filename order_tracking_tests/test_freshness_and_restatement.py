@@ -21,6 +21,7 @@ from order_tracking.freshness import (
     day_due,
     day_file_arrived_by_deadline,
     judge_arrival,
+    judge_days,
 )
 from order_tracking.resources.landing import LandingZone
 from order_tracking.restatement import Change, build_restatement_sensor, stale_days
@@ -72,6 +73,17 @@ def test_a_file_after_the_deadline_fails_with_how_late_it_was():
     assert not result.passed
     assert result.severity.value == "WARN"
     assert (result.metadata["minutes_late"].value, result.metadata["files_seen"].value) == (90, 2)
+
+
+def test_a_day_not_due_yet_passes_and_a_range_lists_its_late_days():
+    not_due = judge_arrival(date(2023, 1, 5), SIX, [], utc("2023-01-05 23:00"))
+    assert not_due.passed and "not due yet" in not_due.description
+    late = judge_arrival(date(2023, 1, 4), SIX, [], utc("2023-01-05 23:00"))
+    combined = judge_days([late, not_due])
+    assert not combined.passed
+    assert combined.severity.value == "ERROR"
+    assert combined.metadata["days_late"].value == 1
+    assert set(combined.metadata["by_day"].value) == {"2023-01-04", "2023-01-05"}
 
 
 def test_the_deadline_is_configurable_and_checked(monkeypatch):
@@ -128,7 +140,7 @@ def test_the_restatement_sensor_requests_a_run_over_the_stale_days():
     instance.report_runless_asset_event(
         AssetMaterialization("order_status_history", partition="2023-01-03", metadata={"figures_changed_from": "2023-01-01"})
     )
-    sensor = build_restatement_sensor(DefaultSensorStatus.STOPPED)
+    sensor = build_restatement_sensor(30, DefaultSensorStatus.STOPPED)
     result = sensor(build_sensor_context(instance=instance))
     [request] = result.run_requests
     assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (

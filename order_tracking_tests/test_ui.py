@@ -96,7 +96,7 @@ def test_the_asset_graph_describes_the_platform(served):
         for (name,), node in nodes.items()
     }
     assert checks == {
-        "raw_order_files": [],
+        "raw_order_files": ["day_file_arrived_by_deadline"],  # the arrival check, on its schedule
         "staged_orders": ["partition_has_no_quarantined_rows"],
         "order_tracking": ["status_is_known", "tracking_num_is_unique"],
     }

@@ -1,11 +1,12 @@
 """`make screenshot` (after `make demo`): start `dagster dev` on the demo's instance, open the asset
-graph in headless Chromium and save it (the README's picture), then shut the Dagster UI down."""
+graph and order_kpis_daily's plots in headless Chromium and save them (the README's and
+docs/insights.md's pictures), then shut the Dagster UI down."""
 
 import os
 import sys
 from pathlib import Path
 
-from order_tracking_devtools.ui import DagsterUI, open_asset_graph
+from order_tracking_devtools.ui import DagsterUI, open_asset_graph, open_asset_plots
 from order_tracking_devtools.dagster_processes import running_dagster_dev, shut_down
 from order_tracking_devtools.gcs_emulator import free_port
 
@@ -19,6 +20,9 @@ def main(out: Path) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         nodes = open_asset_graph(ui.url, out)
         print(f"{', '.join(nodes)} drawn; saved {out}")
+        plots = out.parent / "kpi_plots.png"
+        open_asset_plots(ui.url, "order_kpis_daily", ["deliveries", "open_orders"], plots)
+        print(f"order_kpis_daily's plots saved {plots}")
         return 0 if shut_down(process) else 1
 
 
