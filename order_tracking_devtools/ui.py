@@ -232,20 +232,25 @@ def open_asset_graph(url: str, screenshot: Path, timeout_ms: int = 60_000) -> di
 
 
 def open_asset_plots(url: str, asset: str, expected: list[str], screenshot: Path, timeout_ms: int = 60_000) -> None:
-    """Open an asset's Plots tab (its numeric metadata across partitions) in headless Chromium,
-    wait until the plots of `expected` metadata entries are drawn, save a screenshot."""
+    """Open an asset's page in headless Chromium, show its metadata as plots (Dagster 1.13: the
+    Overview's Metadata section, Table/Plots), one point per materialization in time order, wait
+    until the plots of `expected` entries are drawn, save a screenshot of them. (The Partitions
+    axis plots the newest 120 partitions only: on the 2023 sample days, all of them empty.)"""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1400})
-            page.goto(f"{url}/assets/{asset}?view=plots")
+            page = browser.new_page(viewport={"width": 1600, "height": 1500})
+            page.goto(f"{url}/assets/{asset}")
             try:
                 page.get_by_role("button", name="Skip").click(timeout=5_000)
             except PlaywrightTimeout:
                 pass
+            page.get_by_role("button", name="Plots").click(timeout=timeout_ms)
+            page.get_by_role("button", name="Events").first.click(timeout=timeout_ms)
             for name in expected:
                 page.get_by_text(name, exact=True).first.wait_for(timeout=timeout_ms)
-            page.wait_for_timeout(1_000)  # the charts animate in
-            page.screenshot(path=str(screenshot), full_page=True)
+            page.wait_for_timeout(1_500)  # the charts draw in
+            page.get_by_text("Metadata", exact=True).first.evaluate("e => e.scrollIntoView()")
+            page.screenshot(path=str(screenshot))
         finally:
             browser.close()

@@ -7,7 +7,7 @@ reports in timestamp order, written down in this file), not by the code under te
 from datetime import date, datetime
 
 import pytest
-from dagster import AssetKey, materialize
+from dagster import materialize
 from pyspark.sql import Row
 
 from order_tracking.assets import order_insights, order_tracking_pipeline
@@ -215,12 +215,3 @@ def test_replacing_a_keys_rows_deletes_updates_and_inserts_in_one_commit(spark, 
     )
     assert done.changed == 0
     assert delta_history(spark, uri).count() == versions_before
-
-
-def test_the_insight_assets_are_in_the_daily_job():
-    from order_tracking.definitions import defs
-
-    job = defs.resolve_job_def("order_tracking_job")
-    keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
-    assert {"order_status_history", "order_status_daily", "order_kpis_daily"} <= keys
-    assert AssetKey("order_status_history") in order_insights.keys
