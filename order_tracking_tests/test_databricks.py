@@ -23,6 +23,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound, Unauthenticated
 
 from order_tracking import settings
+from order_tracking.assets.insights import INSIGHT_ASSETS
 from order_tracking.assets.pipeline import DAILY_ASSETS
 from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
 from order_tracking.resources.databricks import (
@@ -39,6 +40,7 @@ from order_tracking_devtools.databricks_standin.operator import (
     materialize_command,
 )
 from order_tracking_tests.helpers import SAMPLE_DAYS, business_rows, sample_days_oracle
+from order_tracking_tests.test_insights import STATUS_MIX
 
 # Three of the five sample days: each Dagster run is one Databricks run (a new job cluster).
 DAYS = SAMPLE_DAYS[:3]
@@ -377,6 +379,29 @@ def test_standin_dbfs_round_trip_and_missing_file(standin):
 def test_standin_rejects_a_wrong_token(standin):
     with pytest.raises(Unauthenticated):
         sdk(standin, token="wrong").dbfs.get_status(path="/")
+
+
+def test_the_insights_run_on_a_cluster_from_the_days_the_pipeline_merged(sample_days, standin, spark):
+    """The insight step through the launcher on its own cluster (a classic session, as on
+    Databricks): the history of the days merged above, its checks, and the days' status mix."""
+    root, env, _, _ = sample_days
+    before = max(standin.runs, default=0)
+
+    completed = materialize(env, f"{DAYS[0]}...{DAYS[-1]}", select=",".join(INSIGHT_ASSETS))
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert len([run_id for run_id in standin.runs if run_id > before]) == 1
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        [run] = [r for r in instance.get_runs(limit=1)]
+        checks = {
+            e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
+            for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        }
+    assert checks["history_is_contiguous"] and checks["history_matches_order_tracking"]
+    mix = spark.read.format("delta").load(str(root / "lakehouse" / "order_status_daily")).collect()
+    # Days 1 and 2 get no late line from days 4-5: their mix is already the final one.
+    for day in DAYS[:2]:
+        assert {r.status: r.orders for r in mix if r.day.isoformat() == day} == STATUS_MIX[day]
 
 
 def test_compaction_runs_on_the_cluster_and_changes_no_row(sample_days, standin, spark):
