@@ -308,9 +308,7 @@ def _day_of(spark: SparkSession, uri: str, day: str) -> DataFrame:
 def _quarantine_summary(spark: SparkSession, uri: str, day: str) -> tuple[dict[str, int], list[dict]]:
     """From the day's written quarantine rows: a few small reads instead of two more parses."""
     quarantined = (
-        spark.read.format("delta")
-        .load(uri)
-        .where(F.col(PARTITION_DATE) == F.lit(day).cast("date"))
+        _day_of(spark, uri, day)
         # A line that is not UTF-8 keeps its bytes in the table; what leaves Spark must be text
         # (over Spark Connect the client could not even decode the row).
         .withColumns({c: F.make_valid_utf8(c) for c in ("raw_text", "reason")})
@@ -346,12 +344,7 @@ def merge_day(
     merging those here would insert them a second time. That run merges them itself."""
     crash_point("before_merge")
     target = ORDER_TRACKING.ensure(spark, lakehouse.table_uri(ORDER_TRACKING))
-    staged = (
-        spark.read.format("delta")
-        .load(lakehouse.table_uri(STAGED_ORDERS))
-        .where(F.col(PARTITION_DATE) == F.lit(day).cast("date"))
-        .select(*ORDER_TRACKING_SCHEMA.fieldNames())
-    )
+    staged = _day_of(spark, lakehouse.table_uri(STAGED_ORDERS), day).select(*ORDER_TRACKING_SCHEMA.fieldNames())
     if staged_now is None:
         source = summarize_source(staged)
     else:

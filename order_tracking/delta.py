@@ -14,6 +14,7 @@ modification error: those are retried with backoff, everything else is raised as
 """
 
 import logging
+import operator
 import random
 import time
 import uuid
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from functools import reduce
 from typing import TypeVar
 
 from delta.exceptions import DeltaConcurrentModificationException
@@ -418,10 +420,7 @@ def replace_rows_of_keys(
 
 
 def _any(conditions: list[Column]) -> Column:
-    result = F.lit(False)
-    for condition in conditions:
-        result = result | condition
-    return result
+    return reduce(operator.or_, conditions, F.lit(False))
 
 
 def replace_days(frame: DataFrame, uri: str, column: str, first: str, last: str) -> None:
