@@ -3,6 +3,7 @@ every test attaches to, in this process or in the processes it starts; per-test 
 
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,11 +52,38 @@ def engine(tmp_path_factory):
     with local_engine.attached(directory) as endpoint:
         os.environ[SPARK_REMOTE] = endpoint.url
         yield SuiteEngine(directory, endpoint)
+        # Nothing a test started may outlive the suite: a process still naming this worker's
+        # folders (a CLI run, a daemon, a cluster driver, a compute-log tail) was left behind.
+        left = wait_for_no_processes_naming(base, besides=directory)
+        assert not left, "processes left running by the tests:\n" + "\n".join(left)
     if previous is None:
         os.environ.pop(SPARK_REMOTE, None)
     else:
         os.environ[SPARK_REMOTE] = previous
     local_engine.stop_unless_attached(directory)
+
+
+def processes_naming(path: Path, besides: Path) -> list[str]:
+    """Other processes whose command line names something under `path` but not under `besides`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        if str(path) in command and str(besides) not in command:
+            found.append(f"{proc.name}: {command.strip()}")
+    return found
+
+
+def wait_for_no_processes_naming(path: Path, besides: Path, seconds: float = 15) -> list[str]:
+    """What processes_naming still finds after `seconds` (stopping processes get time to end)."""
+    deadline = time.monotonic() + seconds
+    while (left := processes_naming(path, besides)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
 
 
 @pytest.fixture(scope="session")

@@ -10,17 +10,19 @@ duplicate.
   run is reused when it holds the same bytes.
 """
 
+import os
 import shutil
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, materialize
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from pyspark.sql import functions as F
 
 from order_tracking import schema
-from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
+from order_tracking.assets.pipeline import DAILY_ASSETS, ORDER_TRACKING_WRITER_POOL
 from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
@@ -30,9 +32,9 @@ from order_tracking.delta import (
     sequenced_merge,
     summarize_source,
 )
+from order_tracking_devtools.databricks_standin.operator import materialize_command
 from order_tracking_tests.helpers import (
     HEADER,
-    PIPELINE,
     at,
     business_rows,
     land,
@@ -43,6 +45,7 @@ from order_tracking_tests.helpers import (
 
 SHIPPED_INSTANCE_CONFIG = Path(__file__).parents[1] / "dagster.yaml"
 STEP = "order_tracking_pipeline"
+STEP_ASSETS = ",".join(DAILY_ASSETS)  # the assets of that one step
 
 
 def test_runs_started_together_without_a_pool_record_and_merge_each_file_once(
@@ -71,9 +74,11 @@ def test_runs_started_together_without_a_pool_record_and_merge_each_file_once(
     assert sorted(p.name for p in landing_dir.iterdir()) == sorted(p.name for p in landed[3:])
 
 
-def test_a_pooled_step_waits_for_its_pool_slot(local_resources, landing_dir, tmp_path):
+def test_a_pooled_step_waits_for_its_pool_slot(landing_dir, lakehouse_dir, tmp_path):
     """With the shipped instance configuration, the pipeline step does not start while another
-    run holds the order_tracking_writer slot, and starts once it is released."""
+    run holds the order_tracking_writer slot, and starts once it is released. The waiting run is
+    a `dagster asset materialize` process, as a sensor's or an operator's run is: a run executed
+    in the test's own process left its compute-log capture (`tail -F`) running after the suite."""
     home = instance_home(tmp_path)
     land_sample_files(landing_dir)
     with DagsterInstance.from_config(str(home)) as instance:
@@ -82,21 +87,33 @@ def test_a_pooled_step_waits_for_its_pool_slot(local_resources, landing_dir, tmp
         assert storage.get_concurrency_info(ORDER_TRACKING_WRITER_POOL).slot_count == 1  # dagster.yaml
         storage.claim_concurrency_slot(ORDER_TRACKING_WRITER_POOL, "another-run", STEP)
 
-        with ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(
-                materialize, PIPELINE, partition_key="2023-01-01", resources=local_resources,
-                instance=instance,
-            )  # fmt: skip
+        env = os.environ | {
+            "DAGSTER_HOME": str(home),
+            "ORDER_TRACKING_LANDING_URI": str(landing_dir),
+            "ORDER_TRACKING_LAKEHOUSE_URI": str(lakehouse_dir),
+        }
+        waiting = subprocess.Popen(
+            materialize_command("2023-01-01", select=STEP_ASSETS),
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 300
             while storage.get_concurrency_info(ORDER_TRACKING_WRITER_POOL).pending_step_count == 0:
-                assert not waiting.done(), waiting.result()
+                assert waiting.poll() is None, waiting.communicate()[0][-3000:]
+                assert time.monotonic() < deadline, "the step never asked for its pool's slot"
                 time.sleep(0.2)
             [run] = instance.get_runs()
             assert not started(instance, run.run_id, STEP)
             released = time.time()
             storage.free_concurrency_slots_for_run("another-run")
-            result = waiting.result()
+            output = waiting.communicate(timeout=600)[0]
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.wait()
 
-        assert result.success
+        assert waiting.returncode == 0, output[-3000:]
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
         assert started(instance, run.run_id, STEP) >= released
 
 
