@@ -382,15 +382,21 @@ def test_standin_rejects_a_wrong_token(standin):
 
 
 def test_the_insights_run_on_a_cluster_from_the_days_the_pipeline_merged(sample_days, standin, spark):
-    """The insight step through the launcher on its own cluster (a classic session, as on
-    Databricks): the history of the days merged above, its checks, and the days' status mix."""
+    """The insight step through the launcher (a classic session, as on Databricks; the
+    all-purpose cluster, whose warm driver spares the suite a job cluster's start): the history
+    of the days merged above, its checks, and the days' status mix."""
     root, env, _, _ = sample_days
     before = max(standin.runs, default=0)
 
-    completed = materialize(env, f"{DAYS[0]}...{DAYS[-1]}", select=",".join(INSIGHT_ASSETS))
+    completed = materialize(
+        env | {"ORDER_TRACKING_DATABRICKS_CLUSTER_ID": CLUSTER},
+        f"{DAYS[0]}...{DAYS[-1]}",
+        select=",".join(INSIGHT_ASSETS),
+    )
 
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert len([run_id for run_id in standin.runs if run_id > before]) == 1
+    [run] = [run for run_id, run in standin.runs.items() if run_id > before]
+    assert run.task["existing_cluster_id"] == CLUSTER
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         [run] = [r for r in instance.get_runs(limit=1)]
         checks = {
@@ -405,15 +411,16 @@ def test_the_insights_run_on_a_cluster_from_the_days_the_pipeline_merged(sample_
 
 
 def test_compaction_runs_on_the_cluster_and_changes_no_row(sample_days, standin, spark):
-    """order_tracking_compaction goes through the launcher like the daily steps (last in this module:
-    it rewrites the table the tests above read)."""
+    """order_tracking_compaction goes through the launcher like the daily steps (on the
+    all-purpose cluster; last in this module: it rewrites the table the tests above read)."""
     root, env, _, _ = sample_days
     before = max(standin.runs, default=0)
 
-    completed = materialize_compaction(env)
+    completed = materialize_compaction(env | {"ORDER_TRACKING_DATABRICKS_CLUSTER_ID": CLUSTER})
 
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert len([run_id for run_id in standin.runs if run_id > before]) == 1
+    [run] = [run for run_id, run in standin.runs.items() if run_id > before]
+    assert run.task["existing_cluster_id"] == CLUSTER
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         event = instance.get_latest_materialization_event(AssetKey("order_tracking_compaction"))
     metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}

@@ -594,7 +594,10 @@ class DatabricksStandIn:
             | {
                 "spark.app.name": name,
                 "spark.sql.warehouse.dir": str(folder / "warehouse"),
-                "spark.driver.extraJavaOptions": f"-Dderby.system.home={folder}",
+                # A stand-in cluster's driver lives for a run or a test module: the quick JIT
+                # alone (C1) costs less CPU than the optimizing one gives back in that time
+                # (three sample days on job clusters: 106 s instead of 118 s).
+                "spark.driver.extraJavaOptions": f"-Dderby.system.home={folder} -XX:TieredStopAtLevel=1",
                 "spark.driver.memory": "2g",
             }
         )
