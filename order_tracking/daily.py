@@ -5,6 +5,7 @@ subset, a day or a range); the property and concurrency tests drive them directl
 random histories stay affordable.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
@@ -220,6 +221,28 @@ class StagingReport:
             "blank_lines_skipped": self.blank_lines,
         }
 
+
+
+# How many days of a range are staged side by side. A sample day's staging is some 20 small Spark
+# jobs, each mostly fixed cost (scheduling, planning, a commit), so one day at a time leaves the
+# engine's cores idle: five sample days took 13.3-15.2 s one by one, 8.3-10.8 s three at a time,
+# 7.6-7.8 s five at a time. Bounded, as each day's parse holds its own memory on the engine.
+DAYS_STAGED_AT_ONCE = 4
+
+
+def stage_days(
+    spark: SparkSession, lakehouse: Lakehouse, days: list[str], run_id: str
+) -> dict[str, StagingReport]:
+    """stage_day for each of `days` (one, or a backfill's range), several at once: each day
+    replaces only its own partitions, which concurrent Delta writes allow."""
+    if len(days) == 1:
+        return {days[0]: stage_day(spark, lakehouse, days[0], run_id)}
+    # Created ahead: first writes racing to create a table conflict and retry.
+    for table in (ORDER_EVENTS, STAGED_ORDERS, QUARANTINED_ORDERS):
+        table.ensure(spark, lakehouse.table_uri(table))
+    with ThreadPoolExecutor(min(len(days), DAYS_STAGED_AT_ONCE)) as pool:
+        reports = pool.map(lambda day: stage_day(spark, lakehouse, day, run_id), days)
+        return dict(zip(days, reports))
 
 
 def stage_day(spark: SparkSession, lakehouse: Lakehouse, day: str, run_id: str) -> StagingReport:

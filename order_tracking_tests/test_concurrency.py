@@ -23,11 +23,11 @@ from pyspark.sql import functions as F
 
 from order_tracking import schema
 from order_tracking.assets.pipeline import DAILY_ASSETS, ORDER_TRACKING_WRITER_POOL
-from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
+from order_tracking.catalog import ORDER_EVENTS, ORDER_TRACKING, QUARANTINED_ORDERS, RAW_FILE_LEDGER, STAGED_ORDERS
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sample_data import land_sample_files
-from order_tracking.daily import land_day, merge_day, stage_day
+from order_tracking.daily import land_day, land_days, merge_day, stage_day, stage_days
 from order_tracking.delta import (
     sequenced_merge,
     summarize_source,
@@ -197,6 +197,32 @@ def test_a_merge_that_loses_the_race_is_retried_on_the_new_version(spark, new_se
     assert any("conflict" in r.getMessage() for r in caplog.records), "the race did not happen"
     [row] = spark.read.format("delta").load(uri).collect()
     assert (row.status, str(row.last_update_timestamp)) == ("Delivered", "2023-01-03 12:00:00")
+
+
+def test_a_range_staged_days_at_once_gives_what_staging_day_by_day_gives(spark, tmp_path):
+    """stage_days stages a range's days side by side (and creates the tables first): each day's
+    events, staged rows, quarantined lines and report are those of staging it alone."""
+    days = ["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-06"]
+    rows, reports = {}, {}
+    for way in ("alone", "at_once"):
+        landing, lakehouse = LandingZone(uri=str(tmp_path / way / "landing")), Lakehouse(uri=str(tmp_path / way / "lakehouse"))
+        land_sample_files(tmp_path / way / "landing")
+        land(tmp_path / way / "landing", "orders_2023_01_06.csv", f"{HEADER}\n1,TRK1,2023-01-06,x,Delivered,a,2023-01-06 10:00:00\n")
+        land_days(spark, landing, lakehouse, days, landing.list_files(), "run")
+        if way == "alone":
+            reports[way] = {day: stage_day(spark, lakehouse, day, "run") for day in days}
+        else:
+            reports[way] = stage_days(spark, lakehouse, days, "run")
+        rows[way] = {
+            table.name: sorted(
+                tuple(r) for r in spark.read.format("delta").load(lakehouse.table_uri(table)).drop(schema.RUN_ID, schema.LANDED_AT).collect()
+            )
+            for table in (ORDER_EVENTS, STAGED_ORDERS, QUARANTINED_ORDERS)
+        }  # fmt: skip
+    assert reports["at_once"] == reports["alone"]
+    assert rows["at_once"] == rows["alone"]
+    assert [r.rows_quarantined for r in reports["at_once"].values()] == [0, 0, 0, 1]
+    assert len(rows["at_once"][STAGED_ORDERS.name]) == 20 + 21 + 6
 
 
 def test_a_merge_given_its_own_staging_ignores_keys_a_later_restage_added(spark, tmp_path):

@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from order_tracking.assets.raw import RAW_ORDER_FILES
 from order_tracking.catalog import QUARANTINED_ORDERS, STAGED_ORDERS
 from order_tracking.checks import check_no_quarantined_rows
-from order_tracking.daily import StagingReport, stage_day
+from order_tracking.daily import StagingReport, stage_days
 from order_tracking.resources.lakehouse import Lakehouse
 
 STAGED = AssetKey(STAGED_ORDERS.name)
@@ -36,9 +36,9 @@ def materialize_staged_orders(
 ) -> tuple[MaterializeResult, dict[str, StagingReport]]:
     """Stage each day of the run; also returns the days' reports, which the MERGE of the same
     step uses instead of reading the staged days back."""
-    reports = {}
-    for day in context.partition_keys:  # one day, or a backfill's range, each replaced alone
-        report = reports[day] = stage_day(spark, lakehouse, day, context.run.run_id)
+    # One day, or a backfill's range: each day replaced alone, several at once.
+    reports = stage_days(spark, lakehouse, context.partition_keys, context.run.run_id)
+    for day, report in reports.items():
         context.log.info(
             f"{day} staged_orders: {report.rows_staged} row(s) staged,"
             f" {report.rows_quarantined} quarantined"
