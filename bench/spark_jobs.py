@@ -21,6 +21,7 @@ from dagster import ResourceDefinition, materialize
 from pyspark.sql import SparkSession
 
 from order_tracking.assets import order_tracking_pipeline
+from order_tracking.assets.insights import INSIGHT_ASSETS, order_insights
 from order_tracking.assets.pipeline import DAILY_ASSETS
 from order_tracking.engine import local_spark_config
 from order_tracking.environment import Environment
@@ -91,8 +92,8 @@ def main() -> None:
     def jobs_of(group: str, selection: list[str] | None, day: str, resources: dict) -> int:
         spark.sparkContext.setJobGroup(group, group)
         result = materialize(
-            [order_tracking_pipeline],
-            selection=selection,
+            [order_tracking_pipeline, order_insights],
+            selection=selection or DAILY_ASSETS,
             partition_key=day,
             resources=resources,
             run_config=QUIET,
@@ -103,14 +104,22 @@ def main() -> None:
     # Each asset alone (a run of a subset, say staged_orders after a parser fix), and the day as
     # a run does it: the three in one step, where the MERGE uses what the staging just measured.
     alone, whole = resources(work / "alone"), resources(work / "whole")
-    print(f"{'day':<12}" + "".join(f"{asset:>17}" for asset in ASSETS) + f"{'total':>8}{'one step':>10}")
+    print(
+        f"{'day':<12}" + "".join(f"{asset:>17}" for asset in ASSETS)
+        + f"{'total':>8}{'one step':>10}{'insights':>10}"
+    )
     for number, file in enumerate(files, start=1):
         day = f"2023-01-{number:02d}"
         for each in (alone, whole):
             (Path(each["landing"].uri) / file.name).write_bytes(file.read_bytes())
         counts = [jobs_of(f"{day}/{asset}", [asset], day, alone) for asset in ASSETS]
         step = jobs_of(f"{day}/step", None, day, whole)
-        print(f"{day:<12}" + "".join(f"{n:>17}" for n in counts) + f"{sum(counts):>8}{step:>10}")
+        # The run's second step: the history rebuild, its checks and the day's figures.
+        insights = jobs_of(f"{day}/insights", INSIGHT_ASSETS, day, whole)
+        print(
+            f"{day:<12}" + "".join(f"{n:>17}" for n in counts)
+            + f"{sum(counts):>8}{step:>10}{insights:>10}"
+        )
     spark.stop()
     if args.list:
         last = f"2023-01-{len(files):02d}"
