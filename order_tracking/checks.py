@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from order_tracking import schema
 from order_tracking.daily import SAMPLE_SIZE, TOP_REASONS, StagingReport
-from order_tracking.transforms.history import backwards_steps
+from order_tracking.transforms.history import with_previous_status
 
 tracking_num_is_unique = AssetCheckSpec(
     "tracking_num_is_unique",
@@ -118,9 +118,9 @@ history_is_contiguous = AssetCheckSpec(
     "history_is_contiguous",
     asset=HISTORY,
     description=(
-        "Per tracking_num the versions form one chain: each valid_to is the next version's"
-        " valid_from, the last one alone is current (valid_to NULL), and two consecutive versions"
-        " never have the same status."
+        "Per tracking_num the run rebuilt, the versions form one chain: each valid_to is the next"
+        " version's valid_from, the last one alone is current (valid_to NULL), and two consecutive"
+        " versions never have the same status."
     ),
     blocking=True,
 )
@@ -137,35 +137,78 @@ status_goes_backwards = AssetCheckSpec(
     asset=HISTORY,
     description=(
         "Among the chains the run rebuilt, versions whose status is less far along than the one"
-        " before (Delivered → In Transit, Returned → Delivered): counted per transition and"
-        " sampled for the operations team; never stops the load."
+        " before (Delivered → In Transit, Returned → Delivered): counted per transition, with"
+        " an example of each, for the operations team; never stops the load."
     ),
 )
 
 
-def check_history_contiguous(history: DataFrame) -> AssetCheckResult:
+def check_history_chains(rebuilt: DataFrame) -> tuple[AssetCheckResult, AssetCheckResult]:
+    """history_is_contiguous and status_goes_backwards over the chains the run rebuilt (`rebuilt`:
+    their versions as written), from one pass: each version compared with its neighbours, counted
+    per transition in one small collect. The backward steps' sample is one example per
+    transition, from the same collect; broken chains (rare) are counted and sampled apart."""
     by_time = Window.partitionBy(schema.TRACKING_NUM).orderBy(schema.VALID_FROM)
     following = F.lead(schema.VALID_FROM).over(by_time)
-    broken = history.select(
-        schema.TRACKING_NUM,
-        schema.VALID_FROM,
-        schema.VALID_TO,
-        schema.STATUS,
-        (~F.col(schema.VALID_TO).eqNullSafe(following)).alias("bad_valid_to"),
-        (F.col(schema.IS_CURRENT) != following.isNull()).alias("bad_is_current"),
-        F.lag(schema.STATUS).over(by_time).eqNullSafe(F.col(schema.STATUS)).alias("repeated_status"),
-    ).where("bad_valid_to OR bad_is_current OR repeated_status")
-    counts = broken.agg(
-        F.count(F.lit(1)).alias("rows"), F.count_distinct(schema.TRACKING_NUM).alias("keys")
-    ).first()
-    metadata = {"broken_versions": counts["rows"], "broken_keys": counts["keys"]}
-    if counts["rows"]:
-        metadata["sample"] = _sample(broken.orderBy(schema.TRACKING_NUM, schema.VALID_FROM))
+    flagged = with_previous_status(rebuilt).select(
+        "*",
+        (
+            ~F.col(schema.VALID_TO).eqNullSafe(following)
+            | (F.col(schema.IS_CURRENT) != following.isNull())
+            | F.col("from_status").eqNullSafe(F.col(schema.STATUS))
+        ).alias("_broken"),
+    )
+    example = F.struct(schema.TRACKING_NUM, schema.VALID_FROM, "from_status", F.col(schema.STATUS).alias("to_status"))
+    rows = (
+        flagged.where("_broken OR _backward")
+        .groupBy("from_status", schema.STATUS)
+        .agg(
+            F.count_if("_broken").alias("broken"),
+            F.count_if("_backward").alias("backward"),
+            F.min(F.when(F.col("_backward"), example)).alias("example"),
+        )
+        .collect()
+    )
+    return _contiguous_result(flagged, sum(r["broken"] for r in rows)), _backwards_result(
+        [r for r in rows if r["backward"]]
+    )
+
+
+def _contiguous_result(flagged: DataFrame, broken: int) -> AssetCheckResult:
+    metadata = {"broken_versions": broken, "broken_keys": 0}
+    if broken:
+        rows = flagged.where("_broken").select(
+            schema.TRACKING_NUM, schema.VALID_FROM, schema.VALID_TO, schema.STATUS, schema.IS_CURRENT,
+        )  # fmt: skip
+        metadata["broken_keys"] = rows.select(schema.TRACKING_NUM).distinct().count()
+        metadata["sample"] = _sample(rows.orderBy(schema.TRACKING_NUM, schema.VALID_FROM))
     return AssetCheckResult(
         asset_key=HISTORY,
         check_name=history_is_contiguous.name,
-        passed=counts["rows"] == 0,
+        passed=broken == 0,
         severity=AssetCheckSeverity.ERROR,
+        metadata=metadata,
+    )
+
+
+def _backwards_result(rows: list) -> AssetCheckResult:
+    rows = sorted(rows, key=lambda r: (-r["backward"], r["from_status"], r[schema.STATUS]))
+    by_transition = {f"{r['from_status']} → {r[schema.STATUS]}": r["backward"] for r in rows}
+    metadata = {
+        "backward_steps": sum(by_transition.values()),
+        "by_transition": MetadataValue.json(by_transition),
+    }
+    if rows:
+        # One example per transition, the most frequent first.
+        examples = [r["example"].asDict() for r in rows[:SAMPLE_SIZE]]
+        metadata["sample"] = MetadataValue.json(
+            [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in e.items()} for e in examples]
+        )
+    return AssetCheckResult(
+        asset_key=HISTORY,
+        check_name=status_goes_backwards.name,
+        passed=not by_transition,
+        severity=AssetCheckSeverity.WARN,
         metadata=metadata,
     )
 
@@ -196,26 +239,5 @@ def check_history_matches(history: DataFrame, tracking: DataFrame) -> AssetCheck
         check_name=history_matches_order_tracking.name,
         passed=count == 0,
         severity=AssetCheckSeverity.ERROR,
-        metadata=metadata,
-    )
-
-
-def check_status_goes_backwards(rebuilt: DataFrame) -> AssetCheckResult:
-    steps = backwards_steps(rebuilt)
-    by_transition = {
-        f"{r['from_status']} → {r['to_status']}": r["count"]
-        for r in steps.groupBy("from_status", "to_status").count().orderBy(F.desc("count")).collect()
-    }
-    metadata = {
-        "backward_steps": sum(by_transition.values()),
-        "by_transition": MetadataValue.json(by_transition),
-    }
-    if by_transition:
-        metadata["sample"] = _sample(steps.orderBy(schema.TRACKING_NUM, schema.VALID_FROM))
-    return AssetCheckResult(
-        asset_key=HISTORY,
-        check_name=status_goes_backwards.name,
-        passed=not by_transition,
-        severity=AssetCheckSeverity.WARN,
         metadata=metadata,
     )

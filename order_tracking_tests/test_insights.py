@@ -11,6 +11,7 @@ from dagster import materialize
 from pyspark.sql import Row
 
 from order_tracking.assets import order_insights, order_tracking_pipeline
+from order_tracking.checks import check_history_chains
 from order_tracking.delta import history as delta_history
 from order_tracking.delta import replace_rows_of_keys
 from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
@@ -215,3 +216,39 @@ def test_replacing_a_keys_rows_deletes_updates_and_inserts_in_one_commit(spark, 
     )
     assert done.changed == 0
     assert delta_history(spark, uri).count() == versions_before
+
+
+def chains_of(spark, *chains):
+    """History rows (tracking_num, valid_from, valid_to, is_current, status) from chains of
+    (status, valid_from hour, valid_to hour or None, is_current) on 2023-01-01."""
+    hour = lambda h: None if h is None else datetime(2023, 1, 1, h)  # noqa: E731
+    return spark.createDataFrame(
+        [(key, hour(start), hour(end), current, status) for key, chain in chains for status, start, end, current in chain],
+        "tracking_num string, valid_from timestamp, valid_to timestamp, is_current boolean, status string",
+    )  # fmt: skip
+
+
+def test_the_chain_checks_find_broken_chains_and_backward_steps(spark):
+    good = ("TRK1", [("In Transit", 1, 2, False), ("Delivered", 2, 3, False), ("In Transit", 3, None, True)])
+    gap = ("TRK2", [("In Transit", 1, 2, False), ("Delivered", 5, None, True)])
+    two_current = ("TRK3", [("Returned", 1, None, True), ("Delivered", 2, None, True)])
+    repeated = ("TRK4", [("Delayed", 1, 2, False), ("Delayed", 2, None, True)])
+
+    contiguous, backwards = check_history_chains(chains_of(spark, good, gap, two_current, repeated))
+
+    assert not contiguous.passed
+    # TRK2's first version ends where no version starts; TRK3's first is current with a successor;
+    # TRK4's second repeats the status.
+    assert (contiguous.metadata["broken_versions"].value, contiguous.metadata["broken_keys"].value) == (3, 3)
+    assert [r["tracking_num"] for r in contiguous.metadata["sample"].value] == ["TRK2", "TRK3", "TRK4"]
+    assert not backwards.passed
+    assert backwards.metadata["by_transition"].value == {"Delivered → In Transit": 1, "Returned → Delivered": 1}
+    assert backwards.metadata["sample"].value == [
+        {"tracking_num": "TRK1", "valid_from": "2023-01-01T03:00:00", "from_status": "Delivered", "to_status": "In Transit"},
+        {"tracking_num": "TRK3", "valid_from": "2023-01-01T02:00:00", "from_status": "Returned", "to_status": "Delivered"},
+    ]  # fmt: skip
+
+    forward = ("TRK5", [("In Transit", 1, 2, False), ("Delivered", 2, None, True)])
+    contiguous, backwards = check_history_chains(chains_of(spark, forward))
+    assert contiguous.passed and backwards.passed
+    assert (contiguous.metadata["broken_versions"].value, backwards.metadata["backward_steps"].value) == (0, 0)

@@ -88,19 +88,16 @@ def _history_column(name: str, next_version: Window, run_id: str) -> Column:
     return F.col(f"_opening.{name}").alias(name)
 
 
-def backwards_steps(history: DataFrame) -> DataFrame:
-    """Each version whose status is less far along than the version before it (`from_status`,
-    `to_status`, tracking_num, when): Delivered -> In Transit and the like."""
+def with_previous_status(history: DataFrame) -> DataFrame:
+    """Each version with the status of the version before it (`from_status`, NULL for the first)
+    and `_backward`: whether its status is less far along than that one (Delivered -> In
+    Transit, Returned -> Delivered and the like)."""
     progress = F.create_map(*[x for s, rank in STATUS_PROGRESS.items() for x in (F.lit(s), F.lit(rank))])
-    by_time = Window.partitionBy(TRACKING_NUM).orderBy(VALID_FROM)
-    return (
-        history.select(
-            TRACKING_NUM,
-            VALID_FROM,
-            F.lag(STATUS).over(by_time).alias("from_status"),
-            F.col(STATUS).alias("to_status"),
-        )
-        .where(progress[F.col("to_status")] < progress[F.col("from_status")])
+    previous = F.lag(STATUS).over(Window.partitionBy(TRACKING_NUM).orderBy(VALID_FROM))
+    return history.select(
+        "*",
+        previous.alias("from_status"),
+        F.coalesce(progress[F.col(STATUS)] < progress[previous], F.lit(False)).alias("_backward"),
     )
 
 
