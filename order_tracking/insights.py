@@ -26,7 +26,7 @@ from order_tracking.schema import (
     TRACKING_NUM,
     VALID_FROM,
 )
-from order_tracking.transforms.history import daily_kpis, status_versions
+from order_tracking.transforms.history import daily_kpis, day_status_counts, late_lines, status_versions
 from order_tracking.transforms.history import status_mix as status_mix_of
 
 
@@ -172,9 +172,16 @@ def compute_figures(
         f"SELECT explode(sequence(DATE'{date.fromisoformat(first)}', DATE'{date.fromisoformat(last)}'))"
         f" AS {DAY}"
     )
-    # Days x statuses and one row per day: small, collected once and written from the driver.
-    mix_rows = status_mix_of(history, days).collect()
-    kpi_rows = daily_kpis(history, events, days).select(*KPIS_SCHEMA.fieldNames()).collect()
+    # One pass over the history gives both tables' counters per day and status (days x statuses:
+    # small), cached so the two results are sums of them, not two more passes; both collected
+    # once and written from the driver. (Not localCheckpoint: over Spark Connect 4.0 a frame
+    # derived from a checkpoint lost it on the server when garbage-collected.)
+    counts = day_status_counts(history, days).cache()
+    try:
+        mix_rows = status_mix_of(counts).collect()
+        kpi_rows = daily_kpis(counts, late_lines(events, days)).select(*KPIS_SCHEMA.fieldNames()).collect()
+    finally:
+        counts.unpersist()
     if status_mix:
         frame = spark.createDataFrame([(r[DAY], r[STATUS], r["orders"]) for r in mix_rows], STATUS_DAILY_SCHEMA)
         uri = ORDER_STATUS_DAILY.ensure(spark, lakehouse.table_uri(ORDER_STATUS_DAILY))

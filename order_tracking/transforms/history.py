@@ -114,82 +114,66 @@ def _ends_of_days(days: DataFrame) -> DataFrame:
     )
 
 
-def _current_at_end_of_day(history: DataFrame, days: DataFrame) -> DataFrame:
-    """Per day, each tracking_num's version current at the end of the day (keys known by then)."""
-    return _ends_of_days(days).join(
-        history,
-        (F.col(VALID_FROM) < F.col("_end"))
-        & (F.col(VALID_TO).isNull() | (F.col(VALID_TO) >= F.col("_end"))),
-    )
+# The counters of a day and status that both figure tables are sums of.
+DAY_STATUS_COUNTERS = (
+    "orders", "open_orders", "open_older_than_3_days", "open_older_than_7_days",
+    "status_changes", "deliveries", "on_time_deliveries",
+)  # fmt: skip
 
 
-def status_mix(history: DataFrame, days: DataFrame) -> DataFrame:
-    """STATUS_DAILY_SCHEMA for each of `days`: how many orders have each status at its end."""
-    return (
-        _current_at_end_of_day(history, days)
-        .groupBy(DAY, STATUS)
-        .agg(F.count(F.lit(1)).alias("orders"))
-    )
-
-
-def daily_kpis(history: DataFrame, events: DataFrame, days: DataFrame) -> DataFrame:
-    """KPIS_SCHEMA for each of `days` (definitions in docs/insights.md).
-
-    `history`: every version; `events`: the events of `days`' own files (for late lines)."""
+def day_status_counts(history: DataFrame, days: DataFrame) -> DataFrame:
+    """Per day of `days` and status, from one pass over `history` (every version):
+    - orders: versions current at the end of the day (the status mix); open_orders,
+      open_older_than_3_days / _7_days: those of an open status, by the order's age;
+    - status_changes: versions that began during the day;
+    - deliveries, on_time_deliveries, transit_days_p50 / _p90: first deliveries during the day
+      (only in the Delivered rows: a first delivery is a Delivered version).
+    Only the (day, status) pairs with a version current at the day's end or begun during it."""
     days = _ends_of_days(days)
-    first_version = Window.partitionBy(TRACKING_NUM).orderBy(VALID_FROM)
-    # The order's received date is the one its first status report gave.
-    with_received = history.withColumn(
-        "_received", F.first(RECEIVED_DATE).over(first_version.rowsBetween(Window.unboundedPreceding, 0))
-    )
-    first_delivery = (
-        with_received.where(F.col(STATUS) == DELIVERED)
-        .withColumn("_n", F.row_number().over(first_version))
-        .where("_n = 1")
-        .select(
-            VALID_FROM,
-            (F.to_date(VALID_FROM) <= F.col(DELIVER_DATE)).alias("_on_time"),
-            F.datediff(F.to_date(VALID_FROM), F.col("_received")).alias("_transit_days"),
-        )
-    )
-    in_day = (F.col(VALID_FROM) >= F.col("_start")) & (F.col(VALID_FROM) < F.col("_end"))
-    deliveries = (
-        days.join(first_delivery, in_day, "left")
-        .groupBy(DAY)
-        .agg(
-            F.count(VALID_FROM).alias("deliveries"),
-            F.count_if(F.col("_on_time")).alias("on_time_deliveries"),
-            F.percentile_approx("_transit_days", 0.5, PERCENTILE_ACCURACY).alias("transit_days_p50"),
-            F.percentile_approx("_transit_days", 0.9, PERCENTILE_ACCURACY).alias("transit_days_p90"),
-        )
-    )
-    opened = (
-        days.join(history, in_day, "left")
-        .groupBy(DAY)
-        .agg(
-            F.count(VALID_FROM).alias("status_changes"),
-            F.count_if(F.col(STATUS) == DELAYED).alias("entered_delayed"),
-            F.count_if(F.col(STATUS) == RETURNED).alias("returns"),
-        )
-    )
-    current = _current_at_end_of_day(with_received, days.select(DAY))
-    is_open = ~F.coalesce(F.col(STATUS).isin(*CLOSED_STATUSES), F.lit(False))
+    by_time = Window.partitionBy(TRACKING_NUM).orderBy(VALID_FROM).rowsBetween(Window.unboundedPreceding, 0)
+    versions = history.select(
+        TRACKING_NUM, VALID_FROM, VALID_TO, STATUS, DELIVER_DATE,
+        # The order's received date is the one its first status report gave.
+        F.first(RECEIVED_DATE).over(by_time).alias("_received"),
+        ((F.col(STATUS) == DELIVERED) & (F.count_if(F.col(STATUS) == DELIVERED).over(by_time) == 1)).alias("_first_delivery"),
+    )  # fmt: skip
+    current = (F.col(VALID_FROM) < F.col("_end")) & (F.col(VALID_TO).isNull() | (F.col(VALID_TO) >= F.col("_end")))
+    began = (F.col(VALID_FROM) >= F.col("_start")) & (F.col(VALID_FROM) < F.col("_end"))
+    is_open = current & ~F.coalesce(F.col(STATUS).isin(*CLOSED_STATUSES), F.lit(False))
     age = F.datediff(F.col(DAY), F.col("_received"))
-    backlog = (
-        days.select(DAY)
-        .join(current, DAY, "left")
-        .groupBy(DAY)
+    delivered = began & F.col("_first_delivery")
+    transit_days = F.when(delivered, F.datediff(F.to_date(VALID_FROM), F.col("_received")))
+    return (
+        days.join(versions, (F.col(VALID_FROM) < F.col("_end")) & (F.col(VALID_TO).isNull() | (F.col(VALID_TO) >= F.col("_start"))))
+        .where(current | began)
+        .groupBy(DAY, STATUS)
         .agg(
-            F.count(VALID_FROM).alias("orders_known"),
-            F.count_if(F.col(VALID_FROM).isNotNull() & is_open).alias("open_orders"),
-            F.count_if(F.col(VALID_FROM).isNotNull() & is_open & (age > 3)).alias("open_older_than_3_days"),
-            F.count_if(F.col(VALID_FROM).isNotNull() & is_open & (age > 7)).alias("open_older_than_7_days"),
+            F.count_if(current).alias("orders"),
+            F.count_if(is_open).alias("open_orders"),
+            F.count_if(is_open & (age > 3)).alias("open_older_than_3_days"),
+            F.count_if(is_open & (age > 7)).alias("open_older_than_7_days"),
+            F.count_if(began).alias("status_changes"),
+            F.count_if(delivered).alias("deliveries"),
+            F.count_if(delivered & (F.to_date(VALID_FROM) <= F.col(DELIVER_DATE))).alias("on_time_deliveries"),
+            F.percentile_approx(transit_days, 0.5, PERCENTILE_ACCURACY).alias("transit_days_p50"),
+            F.percentile_approx(transit_days, 0.9, PERCENTILE_ACCURACY).alias("transit_days_p90"),
         )
-    )
-    late = (
+    )  # fmt: skip
+
+
+def status_mix(counts: DataFrame) -> DataFrame:
+    """STATUS_DAILY_SCHEMA's rows from day_status_counts: how many orders have each status at the
+    end of each day."""
+    return counts.where(F.col("orders") > 0).select(DAY, STATUS, "orders")
+
+
+def late_lines(events: DataFrame, days: DataFrame) -> DataFrame:
+    """Per day of `days`, its files' status reports timestamped before the day (`events`: the
+    events of those days, one row per tracking_num and timestamp and day already, so a line
+    repeated in the day's files counts once)."""
+    days = _ends_of_days(days)
+    return (
         days.join(
-            # One row per (tracking_num, timestamp) and day already: a line repeated in the
-            # day's files counts once.
             events.select(PARTITION_DATE, LAST_UPDATE),
             (F.col(PARTITION_DATE) == F.col(DAY)) & (F.col(LAST_UPDATE) < F.col("_start")),
             "left",
@@ -197,14 +181,28 @@ def daily_kpis(history: DataFrame, events: DataFrame, days: DataFrame) -> DataFr
         .groupBy(DAY)
         .agg(F.count(LAST_UPDATE).alias("late_lines_received"))
     )
+
+
+def daily_kpis(counts: DataFrame, late: DataFrame) -> DataFrame:
+    """KPIS_SCHEMA's rows (definitions in docs/insights.md) from day_status_counts and late_lines
+    (which has every day: a day without versions gets zeros)."""
+    total = lambda name: F.coalesce(F.sum(name), F.lit(0)).cast("bigint").alias(name)  # noqa: E731
+    of_status = lambda status, name: F.coalesce(F.sum(F.when(F.col(STATUS) == status, F.col(name))), F.lit(0)).cast("bigint")  # noqa: E731
     return (
-        backlog.join(opened, DAY)
-        .join(deliveries, DAY)
-        .join(late, DAY)
+        late.join(counts, DAY, "left")
+        .groupBy(DAY)
+        .agg(
+            *[total(name) for name in DAY_STATUS_COUNTERS if name != "orders"],
+            F.coalesce(F.sum("orders"), F.lit(0)).cast("bigint").alias("orders_known"),
+            # Only the Delivered row of a day has first deliveries, so it alone has percentiles.
+            F.max("transit_days_p50").alias("transit_days_p50"),
+            F.max("transit_days_p90").alias("transit_days_p90"),
+            of_status(DELAYED, "status_changes").alias("entered_delayed"),
+            of_status(RETURNED, "status_changes").alias("returns"),
+            F.first("late_lines_received").alias("late_lines_received"),
+        )
         .withColumn(
             "on_time_rate",
-            F.when(
-                F.col("deliveries") > 0, F.col("on_time_deliveries") / F.col("deliveries")
-            ),
+            F.when(F.col("deliveries") > 0, F.col("on_time_deliveries") / F.col("deliveries")),
         )
     )
