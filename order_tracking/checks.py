@@ -36,7 +36,10 @@ partition_has_no_quarantined_rows = AssetCheckSpec(
 
 
 def _sample(frame: DataFrame) -> MetadataValue:
-    rows = [row.asDict() for row in frame.limit(SAMPLE_SIZE).collect()]
+    return _json_rows([row.asDict() for row in frame.limit(SAMPLE_SIZE).collect()])
+
+
+def _json_rows(rows: list[dict]) -> MetadataValue:
     # Dates and timestamps as ISO text: JSON has no type for them.
     return MetadataValue.json(
         [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()} for row in rows]
@@ -200,10 +203,7 @@ def _backwards_result(rows: list) -> AssetCheckResult:
     }
     if rows:
         # One example per transition, the most frequent first.
-        examples = [r["example"].asDict() for r in rows[:SAMPLE_SIZE]]
-        metadata["sample"] = MetadataValue.json(
-            [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in e.items()} for e in examples]
-        )
+        metadata["sample"] = _json_rows([r["example"].asDict() for r in rows[:SAMPLE_SIZE]])
     return AssetCheckResult(
         asset_key=HISTORY,
         check_name=status_goes_backwards.name,

@@ -114,9 +114,9 @@ def _ends_of_days(days: DataFrame) -> DataFrame:
     )
 
 
-# The counters of a day and status that both figure tables are sums of.
-DAY_STATUS_COUNTERS = (
-    "orders", "open_orders", "open_older_than_3_days", "open_older_than_7_days",
+# The counters of day_status_counts that are KPIs as they are, summed over the day's statuses.
+SUMMED_COUNTERS = (
+    "open_orders", "open_older_than_3_days", "open_older_than_7_days",
     "status_changes", "deliveries", "on_time_deliveries",
 )  # fmt: skip
 
@@ -144,8 +144,7 @@ def day_status_counts(history: DataFrame, days: DataFrame) -> DataFrame:
     delivered = began & F.col("_first_delivery")
     transit_days = F.when(delivered, F.datediff(F.to_date(VALID_FROM), F.col("_received")))
     return (
-        days.join(versions, (F.col(VALID_FROM) < F.col("_end")) & (F.col(VALID_TO).isNull() | (F.col(VALID_TO) >= F.col("_start"))))
-        .where(current | began)
+        days.join(versions, current | began)
         .groupBy(DAY, STATUS)
         .agg(
             F.count_if(current).alias("orders"),
@@ -186,19 +185,19 @@ def late_lines(events: DataFrame, days: DataFrame) -> DataFrame:
 def daily_kpis(counts: DataFrame, late: DataFrame) -> DataFrame:
     """KPIS_SCHEMA's rows (definitions in docs/insights.md) from day_status_counts and late_lines
     (which has every day: a day without versions gets zeros)."""
-    total = lambda name: F.coalesce(F.sum(name), F.lit(0)).cast("bigint").alias(name)  # noqa: E731
-    of_status = lambda status, name: F.coalesce(F.sum(F.when(F.col(STATUS) == status, F.col(name))), F.lit(0)).cast("bigint")  # noqa: E731
+    summed = lambda column: F.coalesce(F.sum(column), F.lit(0)).cast("bigint")  # noqa: E731
+    began_with = lambda status: summed(F.when(F.col(STATUS) == status, F.col("status_changes")))  # noqa: E731
     return (
         late.join(counts, DAY, "left")
         .groupBy(DAY)
         .agg(
-            *[total(name) for name in DAY_STATUS_COUNTERS if name != "orders"],
-            F.coalesce(F.sum("orders"), F.lit(0)).cast("bigint").alias("orders_known"),
+            *[summed(F.col(name)).alias(name) for name in SUMMED_COUNTERS],
+            summed(F.col("orders")).alias("orders_known"),
             # Only the Delivered row of a day has first deliveries, so it alone has percentiles.
             F.max("transit_days_p50").alias("transit_days_p50"),
             F.max("transit_days_p90").alias("transit_days_p90"),
-            of_status(DELAYED, "status_changes").alias("entered_delayed"),
-            of_status(RETURNED, "status_changes").alias("returns"),
+            began_with(DELAYED).alias("entered_delayed"),
+            began_with(RETURNED).alias("returns"),
             F.first("late_lines_received").alias("late_lines_received"),
         )
         .withColumn(
