@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights clean
+.PHONY: install chromium jars demo explain stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 demo: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m order_tracking.demo
+
+# Every line received for one order and what became of it: make explain TRK=TRK1017
+explain: jars
+	$(BIN)/python -m order_tracking.explain $(TRK)
 
 # The warm engine (a Spark Connect server that runs attach to) stops itself when idle; this stops
 # it now.

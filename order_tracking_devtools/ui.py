@@ -89,6 +89,75 @@ class DagsterUI:
         raise TimeoutError(f"backfill {backfill_id} not finished after {timeout} s: {backfill}")
 
 
+    def launch_run(self, job: str, run_config: dict) -> str:
+        """A job launched as the UI's Launchpad does; returns the run id."""
+        params = {
+            "selector": {
+                "repositoryLocationName": "order_tracking",
+                "repositoryName": "__repository__",
+                "jobName": job,
+            },
+            "runConfigData": run_config,
+        }
+        result = self.graphql(LAUNCH_RUN, params=params)["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise GraphQLError(json.dumps(result))
+        return result["run"]["runId"]
+
+    def wait_for_run(self, run_id: str, timeout: float) -> str:
+        """The run's final status."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.graphql(RUN_STATUS, id=run_id)["runOrError"]["status"]
+            if status in FINAL_RUN_STATUSES:
+                return status
+            time.sleep(1)
+        raise TimeoutError(f"run {run_id} not finished after {timeout} s: {status}")
+
+    def output_markdown(self, run_id: str) -> dict[str, str]:
+        """The Markdown metadata on the run's step outputs, by label (what the run page shows)."""
+        events = self.graphql(RUN_EVENTS, id=run_id)["logsForRun"]["events"]
+        return {
+            entry["label"]: entry["mdStr"]
+            for event in events
+            if event["__typename"] == "ExecutionStepOutputEvent"
+            for entry in event["metadataEntries"]
+            if "mdStr" in entry
+        }
+
+
+FINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
+RUN_STATUS = """
+query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
+"""
+
+RUN_EVENTS = """
+query($id: ID!) {
+  logsForRun(runId: $id) {
+    ... on EventConnection {
+      events {
+        __typename
+        ... on ExecutionStepOutputEvent { metadataEntries { label ... on MarkdownMetadataEntry { mdStr } } }
+      }
+    }
+  }
+}
+"""
+
 READINESS = """
 {
   workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } }

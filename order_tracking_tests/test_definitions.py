@@ -137,3 +137,9 @@ def test_cli_materializes_a_partition_with_only_environment_variables(cli_materi
 
 def test_the_days_selection_is_the_three_assets_in_graph_order():
     assert DAILY_ASSETS == ASSETS
+
+
+def test_the_explain_job_runs_where_the_assets_run():
+    # Through the step launcher too: in production its Spark work runs on a Databricks cluster.
+    [node] = defs.resolve_job_def("explain_order_job").nodes
+    assert node.definition.required_resource_keys >= {"pyspark", "step_launcher", "lakehouse"}

@@ -112,6 +112,19 @@ def test_a_range_backfill_builds_the_table_in_one_run(served, backfill, spark):
     assert list((served.work / "landing").iterdir()) == []
 
 
+def test_an_order_is_explained_from_the_launchpad(served, backfill):
+    """explain_order_job launched as the Launchpad does; its Markdown is read back from the run."""
+    config = {"ops": {"explain_order": {"config": {"tracking_num": "TRK1017"}}}}
+    run_id = served.ui.launch_run("explain_order_job", config)
+    assert served.ui.wait_for_run(run_id, timeout=300) == "SUCCESS", served.log.read_text()[-3000:]
+    markdown = served.ui.output_markdown(run_id)["explanation"]
+    assert markdown.startswith("# TRK1017\n")
+    assert "**Current row**: Returned, last update 2023-01-05 23:17:40" in markdown
+    # Five lines: one per day it was reported on, and day 4's line repeated in day 5's file.
+    assert "## Lines received (5)" in markdown and "won: the current row" in markdown
+    assert "lost a tie to order_tracking_2023_01_05.csv line 2 (Delivered)" in markdown
+
+
 def materializations(ui, asset: str) -> dict[str, dict]:
     data = ui.graphql(MATERIALIZATIONS, path=[asset], partitions=DAYS)
     by_day = {}
