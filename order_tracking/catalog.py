@@ -92,6 +92,9 @@ ORDER_STATUS_HISTORY = Table(
 ORDER_STATUS_DAILY = Table("order_status_daily", schema.STATUS_DAILY_SCHEMA, partitioned_by=schema.DAY)
 ORDER_KPIS_DAILY = Table("order_kpis_daily", schema.KPIS_SCHEMA, partitioned_by=schema.DAY)
 
+# Every undo of a run's MERGEs into order_tracking: what was undone, to which version, by whom.
+ORDER_TRACKING_UNDO_LOG = Table("order_tracking_undo_log", schema.UNDO_LOG_SCHEMA)
+
 TABLES = (
     ORDER_TRACKING,
     STAGED_ORDERS,
@@ -101,4 +104,5 @@ TABLES = (
     ORDER_STATUS_HISTORY,
     ORDER_STATUS_DAILY,
     ORDER_KPIS_DAILY,
+    ORDER_TRACKING_UNDO_LOG,
 )

@@ -2,11 +2,16 @@
 
 explain_order_job: launch it with the tracking number in its run config; the explanation is
 Markdown metadata on the run's output, shown in the run's page.
+undo_run_job: the run id whose MERGEs to undo in its run config; what it undid is the metadata
+of its output (and a row of order_tracking_undo_log). A refusal fails the run with its reason.
 """
 
-from dagster import Config, MetadataValue, OpExecutionContext, Output, job, op
+from dagster import Config, Failure, MetadataValue, OpExecutionContext, Output, job, op
+from pydantic import Field
 
+from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
 from order_tracking.explain import explain
+from order_tracking.undo import UndoRefused, undo_run
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.spark import SparkResource, StepLauncherResource
 
@@ -39,3 +44,37 @@ def explain_order(
 @job(description="Explain one order (run config: ops.explain_order.config.tracking_num).")
 def explain_order_job():
     explain_order()
+
+
+class UndoConfig(Config):
+    run_id: str = Field(description="The run whose MERGEs into order_tracking to undo.")
+    also_later_merges: bool = Field(
+        default=False, description="Undo the MERGEs of later runs too (refused otherwise, naming them)."
+    )
+
+
+# In the writers' pool: no MERGE may commit between reading the history and the RESTORE.
+@op(
+    pool=ORDER_TRACKING_WRITER_POOL,
+    description="Restore order_tracking to the version before a run's MERGE; the raw files stay for a rerun.",
+)
+def undo_run_merges(
+    context: OpExecutionContext,
+    config: UndoConfig,
+    pyspark: SparkResource,
+    lakehouse: Lakehouse,
+    step_launcher: StepLauncherResource,
+) -> Output[str]:
+    try:
+        report = undo_run(
+            pyspark.spark_session, lakehouse, config.run_id.strip(), f"run:{context.run_id}", config.also_later_merges
+        )
+    except UndoRefused as refused:
+        raise Failure(description=f"Undo refused: {refused}") from None
+    context.log.info(f"undid run {config.run_id} (days {', '.join(report.plan.days)})")
+    return Output(config.run_id, metadata=report.metadata())
+
+
+@job(description="Undo a bad day: restore order_tracking to before a run's MERGE (run config: ops.undo_run_merges.config.run_id).")
+def undo_run_job():
+    undo_run_merges()

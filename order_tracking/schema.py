@@ -1,6 +1,7 @@
 """The order-file contract: column names (typo included, users' SQL depends on it) and types."""
 
 from pyspark.sql.types import (
+    ArrayType,
     BooleanType,
     DateType,
     DoubleType,
@@ -176,3 +177,19 @@ STATUS_PROGRESS = {
     DELIVERED: 3,
     RETURNED: 4,
 }
+
+# order_tracking_undo_log: one row per undo of a run's MERGEs (order_tracking.undo).
+UNDO_LOG_SCHEMA = StructType(
+    [
+        StructField("undone_run_id", StringType(), nullable=False),
+        StructField("days", StringType(), nullable=False),
+        StructField("undone_merge_versions", ArrayType(LongType()), nullable=False),
+        StructField("later_merges_undone", ArrayType(StringType()), nullable=False),
+        StructField("restored_to_version", LongType(), nullable=False),
+        StructField("restore_version", LongType(), nullable=False),
+        StructField("rows_before", LongType(), nullable=False),
+        StructField("rows_after", LongType(), nullable=False),
+        StructField("undone_at", TimestampType(), nullable=False),
+        StructField("undone_by", StringType(), nullable=False),
+    ]
+)

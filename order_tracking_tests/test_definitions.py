@@ -143,3 +143,10 @@ def test_the_explain_job_runs_where_the_assets_run():
     # Through the step launcher too: in production its Spark work runs on a Databricks cluster.
     [node] = defs.resolve_job_def("explain_order_job").nodes
     assert node.definition.required_resource_keys >= {"pyspark", "step_launcher", "lakehouse"}
+
+
+def test_the_undo_job_waits_for_the_writers_pool():
+    # No MERGE may commit between its reading of the history and its RESTORE.
+    [node] = defs.resolve_job_def("undo_run_job").nodes
+    assert node.definition.pool == "order_tracking_writer"
+    assert node.definition.required_resource_keys >= {"pyspark", "step_launcher", "lakehouse"}
