@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo explain undo stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights clean
+.PHONY: install chromium jars demo explain undo rebuild stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ demo: jars $(DAGSTER_HOME)/dagster.yaml
 # Every line received for one order and what became of it: make explain TRK=TRK1017
 explain: jars
 	$(BIN)/python -m order_tracking.explain $(TRK)
+
+# Stage a range again from the raw zone and rebuild the tables: make rebuild FIRST=2023-01-01 LAST=2023-01-05
+rebuild: jars
+	$(BIN)/python -m order_tracking.rebuild $(FIRST) $(LAST)
 
 # Restore order_tracking to before a run's MERGE (refused if later runs merged): make undo RUN=<run id>
 undo: jars

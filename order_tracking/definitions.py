@@ -17,7 +17,7 @@ from order_tracking.environment import (
 )
 from order_tracking.freshness import arrival_freshness_job, build_arrival_schedule, day_file_arrived_by_deadline
 from order_tracking.jobs import build_compaction_schedule, order_tracking_job, order_tracking_compaction_job
-from order_tracking.operations import explain_order_job, undo_run_job
+from order_tracking.operations import explain_order_job, rebuild_job, undo_run_job
 from order_tracking.restatement import build_restatement_sensor, order_figures_job
 from order_tracking.resources import resources_for
 from order_tracking.sensors import build_order_files_sensor
@@ -43,6 +43,7 @@ defs = Definitions(
         arrival_freshness_job,
         explain_order_job,
         undo_run_job,
+        rebuild_job,
     ],
     schedules=[
         build_compaction_schedule(compaction_schedule_status(environment)),

@@ -2,6 +2,8 @@
 
 explain_order_job: launch it with the tracking number in its run config; the explanation is
 Markdown metadata on the run's output, shown in the run's page.
+rebuild_job: the days to restage in its run config; order_tracking and the status history are
+rewritten from all staged days, one commit each.
 undo_run_job: the run id whose MERGEs to undo in its run config; what it undid is the metadata
 of its output (and a row of order_tracking_undo_log). A refusal fails the run with its reason.
 """
@@ -11,6 +13,7 @@ from pydantic import Field
 
 from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
 from order_tracking.explain import explain
+from order_tracking.rebuild import days_between, rebuild
 from order_tracking.undo import UndoRefused, undo_run
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.spark import SparkResource, StepLauncherResource
@@ -78,3 +81,35 @@ def undo_run_merges(
 @job(description="Undo a bad day: restore order_tracking to before a run's MERGE (run config: ops.undo_run_merges.config.run_id).")
 def undo_run_job():
     undo_run_merges()
+
+
+class RebuildConfig(Config):
+    first_day: str = Field(description="First day to stage again from the raw zone (YYYY-MM-DD).")
+    last_day: str = Field(description="Last day to stage again (YYYY-MM-DD).")
+
+
+# In the writers' pool: a MERGE committing during the overwrite would leave its rows beside the
+# rebuilt ones.
+@op(
+    pool=ORDER_TRACKING_WRITER_POOL,
+    description="Stage a range of days again from the raw zone; rewrite order_tracking and the status history from all staged days.",
+)
+def rebuild_from_raw_zone(
+    context: OpExecutionContext,
+    config: RebuildConfig,
+    pyspark: SparkResource,
+    lakehouse: Lakehouse,
+    step_launcher: StepLauncherResource,
+) -> Output[str]:
+    try:
+        days_between(config.first_day, config.last_day)
+    except ValueError as error:
+        raise Failure(description=str(error)) from None
+    report = rebuild(pyspark.spark_session, lakehouse, config.first_day, config.last_day, context.run_id)
+    context.log.info(f"restaged {len(report.days_restaged)} day(s); order_tracking {report.rows_before} -> {report.rows_after} rows")
+    return Output(f"{config.first_day}...{config.last_day}", metadata=report.metadata())
+
+
+@job(description="Rebuild from the raw zone (run config: ops.rebuild_from_raw_zone.config.first_day / last_day).")
+def rebuild_job():
+    rebuild_from_raw_zone()

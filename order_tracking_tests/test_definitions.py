@@ -150,3 +150,9 @@ def test_the_undo_job_waits_for_the_writers_pool():
     [node] = defs.resolve_job_def("undo_run_job").nodes
     assert node.definition.pool == "order_tracking_writer"
     assert node.definition.required_resource_keys >= {"pyspark", "step_launcher", "lakehouse"}
+
+
+def test_the_rebuild_job_waits_for_the_writers_pool():
+    # A MERGE committing during its own would leave its rows beside the rebuilt ones.
+    [node] = defs.resolve_job_def("rebuild_job").nodes
+    assert node.definition.pool == "order_tracking_writer"
