@@ -24,7 +24,6 @@ What happened to each line (judge_lines; pure, so each case is tested without Sp
 """
 
 import argparse
-import os
 import re
 import sys
 from dataclasses import dataclass, replace
@@ -44,6 +43,7 @@ from order_tracking.catalog import (
 from order_tracking.delta import history, read_table
 from order_tracking.raw_zone import read_ledgers
 from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.resources.spark import command_session
 from order_tracking.transforms.parse import RawFile, classify_lines, file_headers, read_records
 
 # How many of the table's nearest numbers an unknown number is shown with.
@@ -381,16 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m order_tracking.explain", description=__doc__.split("\n\n")[0])
     parser.add_argument("tracking_num")
     args = parser.parse_args(argv)
-    from order_tracking import engine, settings
-    from order_tracking.resources.spark import connect
-
-    # As a run does: the Spark Connect server the variable names, else the local warm engine
-    # (started if none runs; it stops itself when idle).
-    spark = connect(os.environ.get(settings.SPARK_REMOTE) or engine.start()[0].url)
-    try:
+    with command_session() as spark:
         print(explain(spark, Lakehouse(), args.tracking_num.strip()).to_markdown(), end="")
-    finally:
-        spark.stop()
     return 0
 
 

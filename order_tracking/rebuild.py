@@ -26,7 +26,6 @@ combined without rerunning the undone day first.
 """
 
 import argparse
-import os
 import sys
 import uuid
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from order_tracking.daily import stage_days
 from order_tracking.delta import read_table, replace_table
 from order_tracking.raw_zone import read_ledgers
 from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.resources.spark import command_session
 from order_tracking.schema import ORDER_TRACKING_SCHEMA, RUN_ID, TRACKING_NUM, VALID_FROM
 from order_tracking.transforms.history import status_versions
 from order_tracking.transforms.sequence import latest_per_tracking_num
@@ -105,15 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("first_day")
     parser.add_argument("last_day")
     args = parser.parse_args(argv)
-    days_between(args.first_day, args.last_day)  # a clear error before any Spark
-    from order_tracking import engine, settings
-    from order_tracking.resources.spark import connect
-
-    spark = connect(os.environ.get(settings.SPARK_REMOTE) or engine.start()[0].url)
     try:
+        days_between(args.first_day, args.last_day)  # a clear error before any Spark
+    except ValueError as error:
+        parser.error(str(error))
+    with command_session() as spark:
         report = rebuild(spark, Lakehouse(), args.first_day, args.last_day, f"cli-{uuid.uuid4().hex}")
-    finally:
-        spark.stop()
     for key, value in report.metadata().items():
         print(f"{key}: {value}")
     return 0

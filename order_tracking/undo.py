@@ -24,6 +24,7 @@ from pyspark.sql import SparkSession
 from order_tracking.catalog import ORDER_TRACKING, ORDER_TRACKING_UNDO_LOG
 from order_tracking.delta import commit_tagged, history, read_table, retry_on_conflict, table_ref
 from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.resources.spark import command_session
 
 UNDO = "undo"
 
@@ -162,17 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--also-later-merges", action="store_true", help="undo the MERGEs of later runs too")
     args = parser.parse_args(argv)
-    from order_tracking import engine, settings
-    from order_tracking.resources.spark import connect
-
-    spark = connect(os.environ.get(settings.SPARK_REMOTE) or engine.start()[0].url)
+    by = f"cli:{os.environ.get('USER', 'unknown')}"
     try:
-        report = undo_run(spark, Lakehouse(), args.run_id, f"cli:{os.environ.get('USER', 'unknown')}", args.also_later_merges)
+        with command_session() as spark:
+            report = undo_run(spark, Lakehouse(), args.run_id, by, args.also_later_merges)
     except UndoRefused as refused:
         print(f"refused: {refused}", file=sys.stderr)
         return 2
-    finally:
-        spark.stop()
     for key, value in report.metadata().items():
         print(f"{key}: {value}")
     return 0

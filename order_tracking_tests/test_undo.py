@@ -103,3 +103,15 @@ def test_undoing_an_earlier_run_is_refused_unless_the_later_merges_go_too(two_da
     report = undo_run(spark, lakehouse, run_of["2023-01-01"], by="test", also_later_merges=True)
     assert spark.read.format("delta").load(uri).count() == 0  # back to the empty table
     assert [c.run_and_day[1] for c in report.plan.later] == ["2023-01-02"]
+
+
+def test_the_command_refuses_with_exit_code_2_then_undoes(two_days, engine, monkeypatch, capsys):
+    from order_tracking.undo import main
+
+    _, _, lakehouse, _, run_of = two_days
+    monkeypatch.setenv("ORDER_TRACKING_SPARK_REMOTE", engine.url)
+    monkeypatch.setenv("ORDER_TRACKING_LAKEHOUSE_URI", lakehouse.uri)
+    assert main([run_of["2023-01-01"]]) == 2
+    assert "would also undo 1 later MERGE(s)" in capsys.readouterr().err
+    assert main([run_of["2023-01-02"]]) == 0
+    assert f"undone_run_id: {run_of['2023-01-02']}" in capsys.readouterr().out

@@ -1,8 +1,10 @@
 """The run's Spark session, as a resource: a Spark Connect client of the local warm engine, or of
 another Spark Connect server named by ORDER_TRACKING_SPARK_REMOTE."""
 
+import os
 import socket
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -10,7 +12,7 @@ from dagster import ConfigurableResource, InitResourceContext, ResourceParam
 from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
-from order_tracking import engine
+from order_tracking import engine, settings
 
 
 class SparkSessionSource(Protocol):
@@ -76,6 +78,18 @@ class SparkConnect(ConfigurableResource):
                 self._session = None
         finally:
             self._attachment.close()
+
+
+@contextmanager
+def command_session() -> Iterator[SparkSession]:
+    """A session for an operator command (explain, undo, rebuild), found as a run finds its own:
+    the Spark Connect server ORDER_TRACKING_SPARK_REMOTE names, else the local warm engine
+    (started if none runs; it stops itself when idle)."""
+    spark = connect(os.environ.get(settings.SPARK_REMOTE) or engine.start()[0].url)
+    try:
+        yield spark
+    finally:
+        spark.stop()
 
 
 def connect(url: str) -> SparkSession:
