@@ -55,10 +55,14 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def _restore_sigint() -> None:
-    # A child of a shell without job control (CI, `make … &`) inherits "ignore SIGINT", and
-    # Dagster maps SIGTERM to the SIGINT handler: both would be ignored and nothing shuts down.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# A child of a shell without job control (CI, `make … &`) inherits "ignore SIGINT", and Dagster
+# maps SIGTERM to the SIGINT handler: both would be ignored and nothing would shut down. The
+# default is restored by a fresh interpreter that then execs the command (same pid, so the process
+# group stays the command's), not by a preexec_fn: Python run between fork and exec in a parent
+# with threads (pytest's gRPC clients) once died with "Fatal Python error: Segmentation fault".
+_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 @contextmanager
@@ -82,14 +86,14 @@ def _running(command: list[str], home: Path, env: dict[str, str], log_path: Path
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     executable, *args = command
     with log_path.open("w") as log:
+        program = str(Path(sys.executable).parent / executable)
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / executable), *args, "-w", str(ROOT / "workspace.yaml")],
+            [sys.executable, "-c", _WITH_DEFAULT_SIGINT, program, *args, "-w", str(ROOT / "workspace.yaml")],
             cwd=ROOT,
             env=os.environ | env | {"DAGSTER_HOME": str(home)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_restore_sigint,
         )
         try:
             yield process
