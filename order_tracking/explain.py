@@ -121,24 +121,22 @@ def judge_lines(
     """Each line with its outcome. `kept` are the (raw path, line) the events table keeps,
     `current` order_tracking's row's, `merges` the table's tagged MERGE commits."""
     by_place = {(x.raw_path, x.line): x for x in lines}
+    kept_lines = [by_place[k] for k in kept if k in by_place]
+    # Each line's first MERGE, looked up once (the judge asks for them again and again).
+    first_merges = {(x.raw_path, x.line): first_merge(x, merges) for x in kept_lines}
 
     def merged(line: Line) -> Merge | None:
-        return first_merge(line, merges)
+        return first_merges.get((line.raw_path, line.line))
 
     judged = []
     for line in lines:
         if line.reason is not None:
             outcome = f"quarantined: {line.reason}"
         elif (line.raw_path, line.line) in kept:
-            outcome = _judge_event(line, [by_place[k] for k in kept if k in by_place], current, merged)
+            outcome = _judge_event(line, kept_lines, current, merged)
         else:
             winner = next(
-                (
-                    by_place[k]
-                    for k in kept
-                    if k in by_place and by_place[k].day == line.day and by_place[k].last_update == line.last_update
-                ),
-                None,
+                (k for k in kept_lines if k.day == line.day and k.last_update == line.last_update), None
             )
             if winner is None:  # the events table lacks its day's winner: restaged since?
                 outcome = "not kept: its day's events do not hold this timestamp (restage the day)"
