@@ -15,6 +15,8 @@ VARIABLE = "ORDER_TRACKING_CRASH_AT"
 # The points: after_raw_copy (the day's files are copied into the raw zone, not yet in the ledger,
 # still in landing); before_merge (staged_orders is written, the MERGE not started);
 # during_merge (the MERGE is reading its source: files may be written, nothing committed).
+# The rebuild's: rebuild_after_restage (the range is staged again, no table replaced yet);
+# rebuild_during_replace (order_tracking's replacing MERGE is reading its source).
 
 
 def _armed(point: str) -> bool:

@@ -36,6 +36,7 @@ from pyspark.sql import SparkSession
 from order_tracking.catalog import ORDER_EVENTS, ORDER_STATUS_HISTORY, ORDER_TRACKING, RAW_FILE_LEDGER, STAGED_ORDERS
 from order_tracking.daily import stage_days
 from order_tracking.delta import read_table, replace_table
+from order_tracking.faults import crash_point, crash_while_reading
 from order_tracking.raw_zone import read_ledgers
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.spark import command_session
@@ -76,6 +77,7 @@ def rebuild(spark: SparkSession, lakehouse: Lakehouse, first: str, last: str, ru
     ledgers = read_ledgers(spark, lakehouse.table_uri(RAW_FILE_LEDGER), days_between(first, last))
     days = [day for day, entries in ledgers.items() if entries]
     reports = stage_days(spark, lakehouse, days, run_id) if days else {}
+    crash_point("rebuild_after_restage")
     tag = f"rebuild {run_id} {first}...{last}"
 
     target_uri = ORDER_TRACKING.ensure(spark, lakehouse.table_uri(ORDER_TRACKING))
@@ -83,6 +85,7 @@ def rebuild(spark: SparkSession, lakehouse: Lakehouse, first: str, last: str, ru
     staged = read_table(spark, lakehouse.table_uri(STAGED_ORDERS))
     newest = latest_per_tracking_num(staged).select(*ORDER_TRACKING_SCHEMA.fieldNames()) if staged is not None else None
     if newest is not None:
+        newest = crash_while_reading(newest, "rebuild_during_replace")
         replace_table(spark, target_uri, newest, (TRACKING_NUM,), tag, ignore=(RUN_ID,))
 
     history_uri = ORDER_STATUS_HISTORY.ensure(spark, lakehouse.table_uri(ORDER_STATUS_HISTORY))

@@ -1,16 +1,23 @@
 """Rebuilding from the raw zone on real tables: one tagged commit per table, the tables as the
 catalog defines them (clustering kept), the raw zone and ledger untouched, and a rerun that
-changes nothing. (That a rebuild equals the incremental path over random histories is part of
-test_property.py.)"""
+changes nothing, and a rebuild killed halfway that leaves the old table whole. (That a rebuild
+equals the incremental path over random histories is part of test_property.py.)"""
+
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 
-from order_tracking.catalog import ORDER_STATUS_HISTORY, ORDER_TRACKING, RAW_FILE_LEDGER
-from order_tracking.delta import latest_version
+from order_tracking.catalog import ORDER_EVENTS, ORDER_STATUS_HISTORY, ORDER_TRACKING, RAW_FILE_LEDGER
+from order_tracking.delta import history, latest_version
 from order_tracking.rebuild import days_between, rebuild
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sample_data import sample_files
+from order_tracking.schema import RUN_ID
+from order_tracking.transforms.history import status_versions
 from order_tracking_tests.helpers import at, business_rows, land, materialize_day, sample_days_oracle
 
 pytestmark = pytest.mark.quick
@@ -69,3 +76,51 @@ def test_a_rebuild_run_again_gives_the_same_tables(two_sample_days):
 def test_a_range_that_ends_before_it_starts_is_refused():
     with pytest.raises(ValueError, match="ends before it starts"):
         days_between("2023-01-02", "2023-01-01")
+
+
+def run_rebuild_killed_at(point: str, lakehouse: Lakehouse, work) -> None:
+    """The rebuild command, killed with SIGKILL at `point` (order_tracking/faults.py)."""
+    env = os.environ | {"ORDER_TRACKING_LAKEHOUSE_URI": lakehouse.uri, "ORDER_TRACKING_CRASH_AT": point}
+    command = [sys.executable, "-m", "order_tracking.rebuild", DAYS[0], DAYS[-1]]
+    completed = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == -9, f"{point}: not killed\n{completed.stderr[-3000:]}"
+
+
+# Last in the module: it damages the fixture's table (and rebuilds it).
+def test_a_rebuild_killed_halfway_leaves_the_old_table_whole_and_a_rerun_finishes_it(two_sample_days):
+    spark, lakehouse, work = two_sample_days
+    target, history_uri = lakehouse.table_uri(ORDER_TRACKING), lakehouse.table_uri(ORDER_STATUS_HISTORY)
+    table = lambda: business_rows(spark.read.format("delta").load(target))  # noqa: E731
+    # What a rebuild is for: a table that no longer says what the raw files say.
+    spark.sql(f"DELETE FROM delta.`{target}` WHERE tracking_num IN ('TRK1001', 'TRK1002')")
+    spark.sql(f"UPDATE delta.`{target}` SET status = 'Lost' WHERE tracking_num = 'TRK1003'")
+    damaged, damaged_version = table(), latest_version(spark, target)
+    history_version = latest_version(spark, history_uri)
+    assert damaged != sample_days_oracle(2)
+
+    # Killed once the range is staged again: no table replaced yet.
+    run_rebuild_killed_at("rebuild_after_restage", lakehouse, work)
+    assert (table(), latest_version(spark, target)) == (damaged, damaged_version)
+    assert latest_version(spark, history_uri) == history_version
+
+    # Killed while order_tracking's MERGE reads its source. The engine completes what its dead
+    # client asked for: until its one commit, every read sees the old table whole, then the new.
+    run_rebuild_killed_at("rebuild_during_replace", lakehouse, work)
+    deadline = time.monotonic() + 180
+    while latest_version(spark, target) == damaged_version and time.monotonic() < deadline:
+        assert table() == damaged
+        time.sleep(0.5)
+    [commit] = history(spark, target).where(f"version > {damaged_version}").collect()
+    assert (commit.operation, commit.userMetadata.split(" ")[0]) == ("MERGE", "rebuild")
+    assert table() == sample_days_oracle(2)
+    assert latest_version(spark, history_uri) == history_version  # the client died before it
+
+    # Run again to the end: the table needs nothing more; the history is the events' versions.
+    rebuild(spark, lakehouse, DAYS[0], DAYS[-1], "after-the-kill")
+    assert latest_version(spark, target) == commit.version
+    assert table() == sample_days_oracle(2)
+    rewritten = spark.read.format("delta").load(history_uri).drop(RUN_ID)
+    events = spark.read.format("delta").load(lakehouse.table_uri(ORDER_EVENTS))
+    expected = status_versions(events, "any").select(*rewritten.columns)
+    assert rewritten.count() > 0
+    assert sorted(map(str, rewritten.collect())) == sorted(map(str, expected.collect()))
