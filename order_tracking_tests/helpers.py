@@ -126,7 +126,8 @@ def oracle(files: list[tuple[str, str, datetime]]) -> list[tuple]:
             key = (row["last_update_timestamp"], landed_at, name, reader.line_num)
             tracking = row["tracking_num"]
             if tracking not in best or key > best[tracking][0]:
-                best[tracking] = (key, tuple(row[c] for c in BUSINESS_COLUMNS))
+                # An empty field is staged as null, as business_rows shows it.
+                best[tracking] = (key, tuple(row[c] or None for c in BUSINESS_COLUMNS))
     return sorted(value for _, value in best.values())
 
 
