@@ -114,18 +114,20 @@ class DagsterUI:
             time.sleep(1)
         raise TimeoutError(f"run {run_id} not finished after {timeout} s: {status}")
 
-    def output_markdown(self, run_id: str) -> dict[str, str]:
-        """The Markdown metadata on the run's step outputs, by label (what the run page shows)."""
+    def output_metadata(self, run_id: str) -> dict[str, str | int | bool]:
+        """The metadata of the run's step outputs, by label (what the run page shows): Markdown,
+        text, integers and booleans, as their values."""
         events = self.graphql(RUN_EVENTS, id=run_id)["logsForRun"]["events"]
         return {
-            entry["label"]: entry["mdStr"]
+            entry["label"]: next(entry[k] for k in VALUE_FIELDS if k in entry)
             for event in events
             if event["__typename"] == "ExecutionStepOutputEvent"
             for entry in event["metadataEntries"]
-            if "mdStr" in entry
+            if entry.keys() & set(VALUE_FIELDS)
         }
 
 
+VALUE_FIELDS = ("mdStr", "text", "intValue", "boolValue")
 FINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 LAUNCH_RUN = """
@@ -151,7 +153,15 @@ query($id: ID!) {
     ... on EventConnection {
       events {
         __typename
-        ... on ExecutionStepOutputEvent { metadataEntries { label ... on MarkdownMetadataEntry { mdStr } } }
+        ... on ExecutionStepOutputEvent {
+          metadataEntries {
+            label
+            ... on MarkdownMetadataEntry { mdStr }
+            ... on TextMetadataEntry { text }
+            ... on IntMetadataEntry { intValue }
+            ... on BoolMetadataEntry { boolValue }
+          }
+        }
       }
     }
   }

@@ -117,7 +117,7 @@ def test_an_order_is_explained_from_the_launchpad(served, backfill):
     config = {"ops": {"explain_order": {"config": {"tracking_num": "TRK1017"}}}}
     run_id = served.ui.launch_run("explain_order_job", config)
     assert served.ui.wait_for_run(run_id, timeout=300) == "SUCCESS", served.log.read_text()[-3000:]
-    markdown = served.ui.output_markdown(run_id)["explanation"]
+    markdown = served.ui.output_metadata(run_id)["explanation"]
     assert markdown.startswith("# TRK1017\n")
     assert "**Current row**: Returned, last update 2023-01-05 23:17:40" in markdown
     # Five lines: one per day it was reported on, and day 4's line repeated in day 5's file.
@@ -196,3 +196,33 @@ def test_the_browser_renders_the_asset_graph(served, backfill, tmp_path):
     assert "2 / 2 Passed" in nodes["order_tracking"], nodes
     assert screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")
+
+
+# Last in the module: it undoes the backfill (and rebuilds it), so it runs after the tests that read it.
+def test_the_backfill_is_undone_and_rebuilt_from_the_launchpad(served, backfill, spark):
+    """undo_run_job and rebuild_job launched as the Launchpad does, on the five sample days: the
+    undo takes the backfill's five MERGEs away and logs it; the rebuild stages the range again
+    from the raw zone and gives back the oracle's table."""
+    [backfill_run] = [run["runId"] for run in backfill["runs"]]
+    lakehouse = served.work / "lakehouse"
+    table = lambda: spark.read.format("delta").load(str(lakehouse / "order_tracking"))  # noqa: E731
+
+    undo_config = {"ops": {"undo_run_merges": {"config": {"run_id": backfill_run}}}}
+    undo = served.ui.launch_run("undo_run_job", undo_config)
+    assert served.ui.wait_for_run(undo, timeout=300) == "SUCCESS", served.log.read_text()[-3000:]
+    undone = served.ui.output_metadata(undo)
+    assert (undone["undone_run_id"], undone["days"]) == (backfill_run, ", ".join(DAYS))
+    assert (undone["rows_before"], undone["rows_after"]) == (len(sample_days_oracle(5)), 0)
+    assert table().count() == 0  # the table as it was before the backfill's first MERGE
+    [logged] = spark.read.format("delta").load(str(lakehouse / "order_tracking_undo_log")).collect()
+    assert (logged.undone_run_id, logged.undone_by) == (backfill_run, f"run:{undo}")
+
+    rebuild_config = {"ops": {"rebuild_from_raw_zone": {"config": {"first_day": DAYS[0], "last_day": DAYS[-1]}}}}
+    rebuilt = served.ui.launch_run("rebuild_job", rebuild_config)
+    assert served.ui.wait_for_run(rebuilt, timeout=300) == "SUCCESS", served.log.read_text()[-3000:]
+    report = served.ui.output_metadata(rebuilt)
+    assert (report["days_restaged"], report["order_tracking_rows_after"]) == (", ".join(DAYS), len(sample_days_oracle(5)))
+    assert business_rows(table()) == sample_days_oracle(5)
+    # The raw zone kept every file: each day's one sample file, byte for byte.
+    raw = sorted((lakehouse / "raw").rglob("*.csv"))
+    assert [p.read_bytes() for p in raw] == [p.read_bytes() for p in sample_files()]
