@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo explain undo rebuild stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights clean
+.PHONY: install chromium jars demo explain undo rebuild stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev dev-postgres postgres bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights bench-explain clean
 
 install: $(VENV)/.installed
 
@@ -63,17 +63,26 @@ chromium:
 	  $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || { \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
 
+# The production instance's tests run a throwaway PostgreSQL cluster from Debian's postgresql
+# package; installed here where it is missing (as chromium).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "Install PostgreSQL (initdb, pg_ctl) for order_tracking_tests/test_production_instance.py" >&2; exit 1; }; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 || { \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends postgresql; }; }
+
 # Two workers, each test file on one (module fixtures such as the Databricks stand-in's days are
 # built once), both attached to one warm engine: most of a test is waiting on a process or a
 # Spark job, so two at a time use the two cores. `make test-serial` runs them one by one.
-test: jars chromium
+test: jars chromium postgres
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # The inner loop: the tests marked quick (no daemon, UI, Databricks stand-in or crash runs).
 check: jars
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m quick
 
-test-serial: jars chromium
+test-serial: jars chromium postgres
 	$(BIN)/python -m pytest -q --durations=15
 
 # The property test with 200 random histories instead of 3 (about 30 s each).
@@ -110,6 +119,10 @@ bench-jobs: jars
 bench-insights: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/insights.py
 
+# Explain's time on the upsert benchmark's largest table (20M orders, their events and history).
+bench-explain: jars
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/explain.py
+
 # Daily MERGEs fragment order_tracking; the probe MERGE before and after compacting it.
 bench-compaction: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/compaction.py
@@ -128,6 +141,11 @@ screenshot: jars chromium $(DAGSTER_HOME)/dagster.yaml
 
 dev: jars $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# The Dagster UI on the production instance (deploy/dagster.production.yaml) with a throwaway
+# PostgreSQL and fake-gcs-server for step logs (Ctrl-C stops all).
+dev-postgres: jars postgres
+	PYTHONPATH=$(CURDIR) $(BIN)/python scripts/dev_postgres.py
 
 clean:
 	rm -rf $(DATA_DIR)

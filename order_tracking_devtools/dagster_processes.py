@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
+LOCAL_INSTANCE = ROOT / "dagster.yaml"
+PRODUCTION_INSTANCE = ROOT / "deploy" / "dagster.production.yaml"
 
 
 def sensor_env(landing_uri: str, work: Path, emulator_url: str) -> dict[str, str]:
@@ -66,24 +68,25 @@ _WITH_DEFAULT_SIGINT = (
 
 
 @contextmanager
-def running_daemon(home: Path, env: dict[str, str], log_path: Path):
-    """A daemon with a fresh DAGSTER_HOME holding the shipped dagster.yaml; its runs are
-    subprocesses in its own process group, all stopped on exit."""
-    with _running(["dagster-daemon", "run"], home, env, log_path) as process:
+def running_daemon(home: Path, env: dict[str, str], log_path: Path, instance: Path = LOCAL_INSTANCE):
+    """A daemon with a fresh DAGSTER_HOME holding the shipped dagster.yaml (or `instance`); its
+    runs are subprocesses in its own process group, all stopped on exit."""
+    with _running(["dagster-daemon", "run"], home, env, log_path, instance) as process:
         yield process
 
 
 @contextmanager
-def running_dagster_dev(home: Path, env: dict[str, str], log_path: Path, port: int):
+def running_dagster_dev(home: Path, env: dict[str, str], log_path: Path, port: int, instance: Path = LOCAL_INSTANCE):
     """`dagster dev` (webserver on 127.0.0.1:port, daemon, code server), as `make dev` starts it."""
-    with _running(["dagster", "dev", "-h", "127.0.0.1", "-p", str(port)], home, env, log_path) as process:
+    command = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
+    with _running(command, home, env, log_path, instance) as process:
         yield process
 
 
 @contextmanager
-def _running(command: list[str], home: Path, env: dict[str, str], log_path: Path):
+def _running(command: list[str], home: Path, env: dict[str, str], log_path: Path, instance: Path):
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(instance, home / "dagster.yaml")
     executable, *args = command
     with log_path.open("w") as log:
         program = str(Path(sys.executable).parent / executable)

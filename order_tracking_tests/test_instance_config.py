@@ -21,6 +21,7 @@ PRODUCTION = ROOT / "deploy" / "dagster.production.yaml"
 def production_env(monkeypatch):
     for name in ["DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD"]:
         monkeypatch.setenv(name, f"value-of-{name}")
+    monkeypatch.setenv("DAGSTER_PG_PORT", "5432")
     monkeypatch.setenv("DAGSTER_COMPUTE_LOG_BUCKET", "order-tracking-logs")
 
 
@@ -41,7 +42,7 @@ def test_production_instance_stores_in_postgres_from_the_environment(production_
     raw = yaml.safe_load(PRODUCTION.read_text())
     database = raw["storage"]["postgres"]["postgres_db"]
     # No secret or host written in the file: each comes from an environment variable.
-    for field in ["hostname", "db_name", "username", "password"]:
+    for field in ["hostname", "port", "db_name", "username", "password"]:
         assert set(database[field]) == {"env"}, field
     logs = raw["compute_logs"]
     manager = class_from_code_pointer(logs["module"], logs["class"])
