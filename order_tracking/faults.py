@@ -2,7 +2,9 @@
 
 With ORDER_TRACKING_CRASH_AT=<point>, the process running the step is killed with SIGKILL (no
 `finally`, no cleanup: like an OOM kill or a lost node) when it reaches that point. Never set in
-a deployment; unset, each point costs one environment lookup.
+a deployment; unset, each point costs one environment lookup. With ORDER_TRACKING_CRASH_ONCE=<path>
+as well, only the first process to reach the point dies (it creates the file); a retry of the
+killed run then goes through.
 """
 
 import os
@@ -12,6 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 VARIABLE = "ORDER_TRACKING_CRASH_AT"
+ONCE = "ORDER_TRACKING_CRASH_ONCE"
 # The points: after_raw_copy (the day's files are copied into the raw zone, not yet in the ledger,
 # still in landing); before_merge (staged_orders is written, the MERGE not started);
 # during_merge (the MERGE is reading its source: files may be written, nothing committed).
@@ -20,7 +23,14 @@ VARIABLE = "ORDER_TRACKING_CRASH_AT"
 
 
 def _armed(point: str) -> bool:
-    return os.environ.get(VARIABLE) == point
+    if os.environ.get(VARIABLE) != point:
+        return False
+    if marker := os.environ.get(ONCE):
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+    return True
 
 
 def crash_point(point: str) -> None:

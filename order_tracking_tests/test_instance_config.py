@@ -36,6 +36,8 @@ def test_instance_configuration_is_valid_and_keeps_the_pools_and_queue(path, tmp
     runs = config["concurrency"]["runs"]
     assert runs["max_concurrent_runs"] >= 2
     assert {"key": "dagster/backfill", "limit": 1} in runs["tag_concurrency_limits"]
+    # A killed run's pool slot is given back (test_production_instance.py shows the deadlock).
+    assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
 
 
 def test_production_instance_stores_in_postgres_from_the_environment(production_env):

@@ -5,7 +5,10 @@ DAGSTER_COMPUTE_LOG_BUCKET variables point at the local servers.
 
 On SQLite, two runs' steps once claimed a pool's single slot at the same instant
 (test_concurrency.py tolerates it: writers that meet are safe). On PostgreSQL a claim is a
-transaction: the steps of runs started together take turns.
+transaction: the steps of runs started together take turns. Two things this found are in the
+shipped files and docs/configuration.md: a killed run's pool slot was never freed (its retry
+waited for ever), and runs that create a pool's row at the same moment crash on PostgreSQL
+(dagster-io/dagster#33552), so a deployment makes the rows once, as the fixture does.
 """
 
 import os
@@ -19,15 +22,16 @@ from unittest import mock
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from order_tracking.assets.pipeline import DAILY_ASSETS
+from order_tracking.assets.insights import ORDER_INSIGHTS_WRITER_POOL
+from order_tracking.assets.pipeline import DAILY_ASSETS, ORDER_TRACKING_WRITER_POOL
 from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
-from order_tracking.sample_data import land_sample_files
+from order_tracking.sample_data import land_sample_files, sample_files
 from order_tracking_devtools import postgres
-from order_tracking_devtools.dagster_processes import ROOT
-from order_tracking_devtools.databricks_standin.operator import materialize_command
+from order_tracking_devtools.dagster_processes import PRODUCTION_INSTANCE, running_daemon, sensor_env
+from order_tracking_devtools.databricks_standin.operator import DAGSTER, materialize_command
 from order_tracking_tests.helpers import business_rows, sample_days_oracle
+from order_tracking_tests.test_daemon import PREFIX, wait_for
 
-PRODUCTION = ROOT / "deploy" / "dagster.production.yaml"
 BUCKET = "order-tracking-compute-logs"
 STEP = "order_tracking_pipeline"  # the one step of the daily assets, in pool order_tracking_writer
 
@@ -52,17 +56,21 @@ def production(tmp_path_factory, gcs_emulator):
     storage.Client(project="test").create_bucket(BUCKET)
     home = tmp_path_factory.mktemp("production") / "dagster_home"
     home.mkdir()
-    shutil.copy(PRODUCTION, home / "dagster.yaml")
+    shutil.copy(PRODUCTION_INSTANCE, home / "dagster.yaml")
     with postgres.throwaway_cluster() as cluster:
         env = cluster.env() | {
             "DAGSTER_HOME": str(home),
             "DAGSTER_COMPUTE_LOG_BUCKET": BUCKET,
             "STORAGE_EMULATOR_HOST": gcs_emulator.url,
         }
-        production = Production(home, env, cluster)
-        with production.instance():  # creates the schema once, before runs race to
-            pass
-        yield production
+        # The deployment step of docs/configuration.md: the pools' rows made once, before runs
+        # start (runs that create a missing one at the same time crash on PostgreSQL).
+        for pool in (ORDER_TRACKING_WRITER_POOL, ORDER_INSIGHTS_WRITER_POOL):
+            subprocess.run(
+                [DAGSTER, "instance", "concurrency", "set", pool, "1"],
+                env=os.environ | env, check=True, capture_output=True, cwd=home,
+            )  # fmt: skip
+        yield Production(home, env, cluster)
 
 
 def step_window(instance: DagsterInstance, run_id: str, step: str) -> tuple[float, float]:
@@ -78,14 +86,14 @@ def step_window(instance: DagsterInstance, run_id: str, step: str) -> tuple[floa
 
 def test_runs_started_together_take_turns_in_the_pool(production, spark, tmp_path):
     """The runs that met on SQLite: day 2 twice (a sensor run and a backfill run of one day) and
-    days 1 and 3, four `dagster asset materialize` processes started at once."""
+    day 1, three `dagster asset materialize` processes started at once."""
     landing, lakehouse = tmp_path / "landing", tmp_path / "lakehouse"
     landed = land_sample_files(landing)
     env = os.environ | production.env | {
         "ORDER_TRACKING_LANDING_URI": str(landing),
         "ORDER_TRACKING_LAKEHOUSE_URI": str(lakehouse),
     }
-    days = ["2023-01-01", "2023-01-02", "2023-01-02", "2023-01-03"]
+    days = ["2023-01-01", "2023-01-02", "2023-01-02"]
     runs = [
         subprocess.Popen(
             materialize_command(day, select=",".join(DAILY_ASSETS)),
@@ -106,9 +114,9 @@ def test_runs_started_together_take_turns_in_the_pool(production, spark, tmp_pat
         assert ended <= started, windows
 
     table = spark.read.format("delta").load(str(lakehouse / ORDER_TRACKING.name))
-    assert business_rows(table) == sample_days_oracle(3)
+    assert business_rows(table) == sample_days_oracle(2)
     ledger = spark.read.format("delta").load(str(lakehouse / RAW_FILE_LEDGER.name)).collect()
-    assert sorted(e.file_name for e in ledger) == sorted(p.name for p in landed[:3])
+    assert sorted(e.file_name for e in ledger) == sorted(p.name for p in landed[:2])
 
     # Each run's step logs were uploaded to the bucket, as the UI reads them in production.
     from google.cloud import storage
@@ -116,3 +124,63 @@ def test_runs_started_together_take_turns_in_the_pool(production, spark, tmp_pat
     logs = [b.name for b in storage.Client(project="test").list_blobs(BUCKET, prefix="dagster/compute-logs")]
     for record in records:
         assert any(record.run_id in name for name in logs), (record.run_id, logs)
+
+
+def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
+    production, gcs_emulator, bucket, spark, tmp_path
+):
+    """The daemon on the production instance, its sensor on.
+    1. Day 1 lands; its run worker is killed with SIGKILL while its MERGE runs. The code server
+       that started the worker reports the run failed; the daemon retries it once (run_retries).
+    2. The daemon is stopped; days 2 and 3 land meanwhile; a new daemon picks them up from the
+       sensor's cursor in PostgreSQL, without running day 1 again.
+    The table ends as the oracle's, and the ledger holds each file once."""
+    crashed = tmp_path / "crashed"
+    env = sensor_env(f"gs://{bucket.name}/{PREFIX}", tmp_path, gcs_emulator.url) | production.env | {
+        "ORDER_TRACKING_CRASH_AT": "during_merge",
+        "ORDER_TRACKING_CRASH_ONCE": str(crashed),
+    }
+    with production.instance() as instance:
+        before = {r.run_id for r in instance.get_runs()}
+
+    def runs() -> list:
+        with production.instance() as instance:
+            return [r for r in instance.get_runs() if r.run_id not in before]
+
+    def retry_finished() -> bool:
+        retries = [r for r in runs() if r.tags.get("dagster/retry_number") == "1"]
+        return bool(retries) and retries[0].is_finished
+
+    def table_rows():
+        uri = tmp_path / "lakehouse" / ORDER_TRACKING.name
+        return business_rows(spark.read.format("delta").load(str(uri))) if (uri / "_delta_log").is_dir() else []
+
+    days = sample_files()[:3]
+    log = tmp_path / "daemon.log"
+    with running_daemon(production.home, env, log, PRODUCTION_INSTANCE):
+        bucket.blob(f"{PREFIX}/{days[0].name}").upload_from_filename(str(days[0]))
+        wait_for(retry_finished, log, "the retry of the killed run")
+    [killed] = [r for r in runs() if "dagster/retry_number" not in r.tags]
+    [retry] = [r for r in runs() if r.tags.get("dagster/retry_number") == "1"]
+    assert crashed.exists(), "the run was never killed"
+    assert killed.status == DagsterRunStatus.FAILURE
+    assert (retry.status, retry.tags["dagster/parent_run_id"]) == (DagsterRunStatus.SUCCESS, killed.run_id)
+    with production.instance() as instance:
+        failed_at = instance.get_run_record_by_id(killed.run_id).end_time
+        retried_at = instance.get_run_record_by_id(retry.run_id).create_timestamp.timestamp()
+    noticed = failed_at - crashed.stat().st_mtime
+    print(f"killed run marked failed {noticed:.1f} s after its MERGE began; its retry created {retried_at - failed_at:.1f} s later")
+    assert noticed < 120  # run_monitoring's default poll interval; the code server is quicker
+    assert table_rows() == sample_days_oracle(1)
+
+    # 2. Files land while no daemon runs; the next one finds them.
+    for day in days[1:]:
+        bucket.blob(f"{PREFIX}/{day.name}").upload_from_filename(str(day))
+    with running_daemon(production.home, env, tmp_path / "daemon_2.log", PRODUCTION_INSTANCE):
+        wait_for(lambda: table_rows() == sample_days_oracle(3) and all(r.is_finished for r in runs()), log, "three days")
+    ledger = spark.read.format("delta").load(str(tmp_path / "lakehouse" / RAW_FILE_LEDGER.name)).collect()
+    assert sorted(e.file_name for e in ledger) == sorted(d.name for d in days)
+    assert list(bucket.list_blobs(prefix=PREFIX)) == []
+    # Day 1 was not run again by the new daemon's sensor: its killed run and the retry only.
+    day_1_runs = [r for r in runs() if r.tags.get("dagster/partition") == "2023-01-01"]
+    assert sorted(r.run_id for r in day_1_runs) == sorted([killed.run_id, retry.run_id])
