@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import time
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -189,3 +190,17 @@ def staged_order(tracking, ts, landed_day, source, line, status="In Transit"):
         _partition_date=date(2023, 1, landed_day),
         _run_id="run",
     )
+
+
+# The landing prefix in the daemon tests' buckets.
+LANDING_PREFIX = "incoming"
+
+
+def wait_for(condition, log: Path, what: str, timeout: float = 600) -> None:
+    """Poll `condition` every 3 s; on timeout fail with the end of `log` (a daemon's)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(3)
+    raise AssertionError(f"{what} not reached\n{log.read_text()[-3000:]}")

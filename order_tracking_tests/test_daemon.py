@@ -11,12 +11,10 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from order_tracking.sample_data import sample_files
 from order_tracking_devtools.dagster_processes import running_daemon, sensor_env
-from order_tracking_tests.helpers import business_rows, sample_days_oracle
+from order_tracking_tests.helpers import LANDING_PREFIX as PREFIX, business_rows, sample_days_oracle, wait_for
 from order_tracking_tests.test_insights import KPI_NAMES, KPIS
 
-PREFIX = "incoming"
 DAYS = 3
-DEADLINE_SECONDS = 600
 
 
 @pytest.fixture
@@ -25,15 +23,6 @@ def daemon(tmp_path, gcs_emulator, bucket):
     env = sensor_env(f"gs://{bucket.name}/{PREFIX}", tmp_path, gcs_emulator.url)
     with running_daemon(tmp_path / "dagster_home", env, log):
         yield tmp_path / "lakehouse", log, tmp_path / "dagster_home"
-
-
-def wait_for(condition, log, what: str):
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(3)
-    raise AssertionError(f"{what} not reached\n{log.read_text()[-3000:]}")
 
 
 def test_uploaded_files_flow_to_the_table_through_the_daemon(spark, bucket, daemon):

@@ -29,8 +29,7 @@ from order_tracking.sample_data import land_sample_files, sample_files
 from order_tracking_devtools import postgres
 from order_tracking_devtools.dagster_processes import PRODUCTION_INSTANCE, running_daemon, sensor_env
 from order_tracking_devtools.databricks_standin.operator import DAGSTER, materialize_command
-from order_tracking_tests.helpers import business_rows, sample_days_oracle
-from order_tracking_tests.test_daemon import PREFIX, wait_for
+from order_tracking_tests.helpers import LANDING_PREFIX as PREFIX, business_rows, sample_days_oracle, wait_for
 
 BUCKET = "order-tracking-compute-logs"
 STEP = "order_tracking_pipeline"  # the one step of the daily assets, in pool order_tracking_writer
