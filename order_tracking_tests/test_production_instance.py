@@ -27,7 +27,9 @@ from order_tracking.assets.pipeline import DAILY_ASSETS, ORDER_TRACKING_WRITER_P
 from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
 from order_tracking.sample_data import land_sample_files, sample_files
 from order_tracking_devtools import postgres
-from order_tracking_devtools.dagster_processes import PRODUCTION_INSTANCE, running_daemon, sensor_env
+from order_tracking_devtools.dagster_processes import PRODUCTION_INSTANCE, running_daemon, running_dagster_dev, sensor_env
+from order_tracking_devtools.gcs_emulator import free_port
+from order_tracking_devtools.ui import DagsterUI
 from order_tracking_devtools.databricks_standin.operator import DAGSTER, materialize_command
 from order_tracking_tests.helpers import LANDING_PREFIX as PREFIX, business_rows, sample_days_oracle, wait_for
 
@@ -183,3 +185,34 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     # Day 1 was not run again by the new daemon's sensor: its killed run and the retry only.
     day_1_runs = [r for r in runs() if r.tags.get("dagster/partition") == "2023-01-01"]
     assert sorted(r.run_id for r in day_1_runs) == sorted([killed.run_id, retry.run_id])
+
+
+def test_a_sensor_run_and_a_range_backfill_at_the_same_time_end_in_the_oracle(
+    production, gcs_emulator, bucket, spark, tmp_path
+):
+    """`dagster dev` on the production instance, its sensor on: the three sample days land and
+    the sensor asks for their runs while an operator backfills the same range from the UI. Both
+    paths claim the same files; the ledger keeps each once, the pool makes the writers take
+    turns, and the table ends as the oracle's."""
+    env = sensor_env(f"gs://{bucket.name}/{PREFIX}", tmp_path, gcs_emulator.url) | production.env
+    days = sample_files()[:3]
+    log, port = tmp_path / "dagster_dev.log", free_port()
+    with running_dagster_dev(tmp_path / "home", env, log, port, PRODUCTION_INSTANCE) as process:
+        ui = DagsterUI(f"http://127.0.0.1:{port}")
+        ui.wait_until_ready(timeout=180, is_alive=lambda: process.poll() is None)
+        for day in days:
+            bucket.blob(f"{PREFIX}/{day.name}").upload_from_filename(str(day))
+        backfill = ui.wait_for_backfill(ui.launch_range_backfill("2023-01-01", "2023-01-03"), timeout=900)
+        assert backfill["status"] == "COMPLETED_SUCCESS", log.read_text()[-3000:]
+
+        def settled() -> bool:
+            uri = tmp_path / "lakehouse" / ORDER_TRACKING.name
+            with production.instance() as instance:
+                busy = [r for r in instance.get_runs() if not r.is_finished]
+            return not busy and not list(bucket.list_blobs(prefix=PREFIX)) and (uri / "_delta_log").is_dir()
+
+        wait_for(settled, log, "the sensor's runs and the backfill finished")
+    table = spark.read.format("delta").load(str(tmp_path / "lakehouse" / ORDER_TRACKING.name))
+    assert business_rows(table) == sample_days_oracle(3)
+    ledger = spark.read.format("delta").load(str(tmp_path / "lakehouse" / RAW_FILE_LEDGER.name)).collect()
+    assert sorted(e.file_name for e in ledger) == sorted(d.name for d in days)
