@@ -15,6 +15,20 @@ LOCAL_INSTANCE = ROOT / "dagster.yaml"
 PRODUCTION_INSTANCE = ROOT / "deploy" / "dagster.production.yaml"
 
 
+def make_pool_rows(home: Path, env: dict[str, str]) -> None:
+    """The deployment step of docs/configuration.md for an instance in `home`: each pool's row made
+    once, before runs start (runs that create a missing one at the same moment crash on
+    PostgreSQL: dagster-io/dagster#33552)."""
+    from order_tracking.assets.insights import ORDER_INSIGHTS_WRITER_POOL
+    from order_tracking.assets.pipeline import ORDER_TRACKING_WRITER_POOL
+
+    for pool in (ORDER_TRACKING_WRITER_POOL, ORDER_INSIGHTS_WRITER_POOL):
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dagster"), "instance", "concurrency", "set", pool, "1"],
+            env=os.environ | env | {"DAGSTER_HOME": str(home)}, check=True, capture_output=True, cwd=home,
+        )  # fmt: skip
+
+
 def sensor_env(landing_uri: str, work: Path, emulator_url: str) -> dict[str, str]:
     """Environment for a daemon whose sensor is on and ticks every 2 s, landing on the emulator."""
     return {

@@ -102,4 +102,5 @@ def throwaway_cluster() -> Iterator[Postgres]:
 def _run(command: list[str]) -> None:
     completed = subprocess.run(command, capture_output=True, text=True, cwd="/")
     if completed.returncode != 0:
-        raise RuntimeError(f"{Path(command[command.index('--') + 1] if '--' in command else command[0]).name} failed:\n{completed.stdout}{completed.stderr}")
+        program = next(Path(part).name for part in command if "/" in part)  # past `runuser ... --`
+        raise RuntimeError(f"{program} failed:\n{completed.stdout}{completed.stderr}")

@@ -22,15 +22,20 @@ from unittest import mock
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from order_tracking.assets.insights import ORDER_INSIGHTS_WRITER_POOL
-from order_tracking.assets.pipeline import DAILY_ASSETS, ORDER_TRACKING_WRITER_POOL
+from order_tracking.assets.pipeline import DAILY_ASSETS
 from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
 from order_tracking.sample_data import land_sample_files, sample_files
 from order_tracking_devtools import postgres
-from order_tracking_devtools.dagster_processes import PRODUCTION_INSTANCE, running_daemon, running_dagster_dev, sensor_env
+from order_tracking_devtools.dagster_processes import (
+    PRODUCTION_INSTANCE,
+    make_pool_rows,
+    running_daemon,
+    running_dagster_dev,
+    sensor_env,
+)
 from order_tracking_devtools.gcs_emulator import free_port
 from order_tracking_devtools.ui import DagsterUI
-from order_tracking_devtools.databricks_standin.operator import DAGSTER, materialize_command
+from order_tracking_devtools.databricks_standin.operator import materialize_command
 from order_tracking_tests.helpers import LANDING_PREFIX as PREFIX, business_rows, sample_days_oracle, wait_for
 
 BUCKET = "order-tracking-compute-logs"
@@ -41,7 +46,6 @@ STEP = "order_tracking_pipeline"  # the one step of the daily assets, in pool or
 class Production:
     home: Path
     env: dict[str, str]  # what a host running the production instance sets
-    cluster: postgres.Postgres
 
     @contextmanager
     def instance(self):
@@ -64,14 +68,8 @@ def production(tmp_path_factory, gcs_emulator):
             "DAGSTER_COMPUTE_LOG_BUCKET": BUCKET,
             "STORAGE_EMULATOR_HOST": gcs_emulator.url,
         }
-        # The deployment step of docs/configuration.md: the pools' rows made once, before runs
-        # start (runs that create a missing one at the same time crash on PostgreSQL).
-        for pool in (ORDER_TRACKING_WRITER_POOL, ORDER_INSIGHTS_WRITER_POOL):
-            subprocess.run(
-                [DAGSTER, "instance", "concurrency", "set", pool, "1"],
-                env=os.environ | env, check=True, capture_output=True, cwd=home,
-            )  # fmt: skip
-        yield Production(home, env, cluster)
+        make_pool_rows(home, env)
+        yield Production(home, env)
 
 
 def step_window(instance: DagsterInstance, run_id: str, step: str) -> tuple[float, float]:

@@ -16,7 +16,7 @@ from google.cloud import storage
 from order_tracking import engine, settings
 from order_tracking.sample_data import land_sample_files
 from order_tracking_devtools import postgres
-from order_tracking_devtools.dagster_processes import PRODUCTION_INSTANCE, running_dagster_dev
+from order_tracking_devtools.dagster_processes import PRODUCTION_INSTANCE, make_pool_rows, running_dagster_dev
 from order_tracking_devtools.gcs_emulator import GcsEmulator
 from order_tracking_devtools.ui import DagsterUI
 
@@ -39,8 +39,11 @@ def main() -> int:
                 "ORDER_TRACKING_LAKEHOUSE_URI": str(data / "lakehouse"),
                 "ORDER_TRACKING_SENSOR": "stopped",
             }
-            log = data / "dagster_dev.log"
-            with running_dagster_dev(data / "dagster_home", env, log, 3000, PRODUCTION_INSTANCE) as dagster:
+            home, log = data / "dagster_home", data / "dagster_dev.log"
+            home.mkdir(parents=True)
+            shutil.copy(PRODUCTION_INSTANCE, home / "dagster.yaml")
+            make_pool_rows(home, env)  # as a deployment does once (docs/configuration.md)
+            with running_dagster_dev(home, env, log, 3000, PRODUCTION_INSTANCE) as dagster:
                 DagsterUI("http://127.0.0.1:3000").wait_until_ready(180, lambda: dagster.poll() is None)
                 print(
                     f"The Dagster UI on PostgreSQL 127.0.0.1:{cluster.port} (database {postgres.DATABASE}):"
