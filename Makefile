@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo explain undo rebuild stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev dev-postgres postgres bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights bench-explain clean
+.PHONY: install chromium jars demo explain undo rebuild stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev dev-postgres postgres bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights bench-explain bench-queue clean
 
 install: $(VENV)/.installed
 
@@ -130,6 +130,10 @@ bench-compaction: jars
 # The five sample days as five daily runs versus one range run (the backfill policy's figures).
 bench-backfill: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/backfill_policy.py
+
+# Run queue latency: the local instance (SQLite) against the production one (PostgreSQL).
+bench-queue: install postgres
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/run_queue.py
 
 # One >= 1 GiB order file through raw_order_files and staged_orders with a 1 GiB Spark driver.
 bench-large: jars

@@ -72,7 +72,9 @@ def available() -> bool:
 
 
 @contextmanager
-def throwaway_cluster() -> Iterator[Postgres]:
+def throwaway_cluster(fsync: bool = False) -> Iterator[Postgres]:
+    """fsync off by default (tests: the cluster is thrown away); on for benchmarks, as a real
+    server runs."""
     folder = Path(tempfile.mkdtemp(prefix="order_tracking_pg_"))
     as_owner: list[str] = []
     if os.geteuid() == 0:
@@ -85,8 +87,10 @@ def throwaway_cluster() -> Iterator[Postgres]:
     try:
         _run(as_owner + [binary("initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
                          "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"])  # fmt: skip
-        # Tests only: no fsync (the cluster is thrown away), loopback only, socket in the folder.
-        options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {folder} -c fsync=off -c max_connections=200"
+        # Loopback only, socket in the folder.
+        options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {folder} -c max_connections=200"
+        if not fsync:
+            options += " -c fsync=off"
         _run(as_owner + [binary("pg_ctl"), "-D", str(data), "-l", str(cluster.log), "-o", options, "-w", "start"])
         started = True
         psql = as_owner + [binary("psql"), "-h", str(folder), "-p", str(cluster.port), "-U", "postgres", "-v", "ON_ERROR_STOP=1"]

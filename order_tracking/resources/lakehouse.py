@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
-from dagster_gcp import GCSResource
 from pydantic import Field, PrivateAttr
 
 from order_tracking import settings
@@ -21,6 +20,7 @@ from order_tracking.resources.landing import (
     LandedFile,
     LandingZone,
     SourceChanged,
+    gcs_client,
     md5_hex,
     md5_of,
     split_gs_uri,
@@ -64,7 +64,7 @@ class Lakehouse(ConfigurableResource):
 
     def _blob(self, relpath: str):
         if self._client is None:
-            self._client = GCSResource(project=self.gcp_project).get_client()
+            self._client = gcs_client(self.gcp_project)
         bucket, prefix = split_gs_uri(self.root_uri)
         return self._client.bucket(bucket).blob(prefix + relpath)
 
