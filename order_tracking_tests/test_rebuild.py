@@ -108,7 +108,10 @@ def test_a_rebuild_killed_halfway_leaves_the_old_table_whole_and_a_rerun_finishe
     run_rebuild_killed_at("rebuild_during_replace", lakehouse, work)
     deadline = time.monotonic() + 180
     while latest_version(spark, target) == damaged_version and time.monotonic() < deadline:
-        assert table() == damaged
+        # The commit can land between the version check and the read (seen with three test
+        # workers): then the read may see the new table whole; never a mix, never early.
+        rows = table()
+        assert rows == damaged or (rows == sample_days_oracle(2) and latest_version(spark, target) > damaged_version)
         time.sleep(0.5)
     [commit] = history(spark, target).where(f"version > {damaged_version}").collect()
     assert (commit.operation, commit.userMetadata.split(" ")[0]) == ("MERGE", "rebuild")
