@@ -150,6 +150,34 @@ def sample_days_oracle(days: int) -> list[tuple]:
     return oracle([(p.name, p.read_text(), at(day)) for day, p in enumerate(files, start=1)])
 
 
+# The sample days' insights, worked out by hand from the files (test_insights.py checks them; the
+# daemon and Databricks tests expect the same). The status at the end of each sample day of every
+# order known by then:
+STATUS_MIX = {
+    "2023-01-01": {"Returned": 3, "In Transit": 6, "Out for Delivery": 1, "Delayed": 5, "Delivered": 5},
+    "2023-01-02": {"Delivered": 5, "Delayed": 4, "In Transit": 6, "Out for Delivery": 3, "Returned": 3},
+    "2023-01-03": {"Delivered": 7, "In Transit": 4, "Delayed": 3, "Returned": 5, "Out for Delivery": 3},
+    "2023-01-04": {"In Transit": 6, "Delivered": 10, "Out for Delivery": 2, "Delayed": 2, "Returned": 3},
+    "2023-01-05": {"Out for Delivery": 8, "Returned": 11, "Delivered": 3, "In Transit": 1},
+}
+
+# Per day: orders known, versions begun, first deliveries (all on time: every promised date is
+# after its update in the sample), transit days p50/p90, Delayed and Returned versions begun,
+# open orders (and those received more than 3 days before), late lines in the day's own file.
+KPIS = {
+    #              known changes deliv  p50 p90 delayed returns open  >3d late
+    "2023-01-01": (20, 20, 5, 0, 0, 5, 3, 12, 0, 0),
+    "2023-01-02": (21, 18, 5, 1, 1, 3, 3, 13, 0, 0),
+    "2023-01-03": (22, 9, 2, 0, 2, 1, 2, 10, 0, 0),
+    "2023-01-04": (23, 21, 7, 3, 3, 2, 3, 10, 0, 3),
+    "2023-01-05": (23, 17, 1, 4, 4, 0, 9, 9, 8, 6),
+}
+KPI_NAMES = (
+    "orders_known", "status_changes", "deliveries", "transit_days_p50", "transit_days_p90",
+    "entered_delayed", "returns", "open_orders", "open_older_than_3_days", "late_lines_received",
+)  # fmt: skip
+
+
 def materialize_day(spark, landing, lakehouse, day: str, history: bool = False) -> None:
     """What a run of the three assets does for one day, without Dagster (their own functions);
     with `history`, the status history's rebuild of the day too."""

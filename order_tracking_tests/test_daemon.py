@@ -11,8 +11,14 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from order_tracking.sample_data import sample_files
 from order_tracking_devtools.dagster_processes import running_daemon, sensor_env
-from order_tracking_tests.helpers import LANDING_PREFIX as PREFIX, business_rows, sample_days_oracle, wait_for
-from order_tracking_tests.test_insights import KPI_NAMES, KPIS
+from order_tracking_tests.helpers import (
+    KPI_NAMES,
+    KPIS,
+    LANDING_PREFIX as PREFIX,
+    business_rows,
+    sample_days_oracle,
+    wait_for,
+)
 
 DAYS = 3
 

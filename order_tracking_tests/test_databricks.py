@@ -39,8 +39,7 @@ from order_tracking_devtools.databricks_standin.operator import (
     materialize,
     materialize_command,
 )
-from order_tracking_tests.helpers import SAMPLE_DAYS, business_rows, sample_days_oracle
-from order_tracking_tests.test_insights import STATUS_MIX
+from order_tracking_tests.helpers import SAMPLE_DAYS, STATUS_MIX, business_rows, sample_days_oracle
 
 # Three of the five sample days: each Dagster run is one Databricks run (a new job cluster).
 DAYS = SAMPLE_DAYS[:3]

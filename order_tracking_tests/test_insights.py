@@ -1,7 +1,8 @@
 """The insight assets: status history, daily status mix and KPIs.
 
 The expected values for the five sample days were worked out by hand from the files (each key's
-reports in timestamp order, written down in this file), not by the code under test.
+reports in timestamp order, written down in this file; the daily figures, STATUS_MIX and KPIS, are
+in helpers.py because the daemon and Databricks tests expect them too), not by the code under test.
 """
 
 from datetime import date, datetime
@@ -18,7 +19,16 @@ from order_tracking.partitions import RANGE_END_TAG, RANGE_START_TAG
 from order_tracking.sample_data import sample_files
 from order_tracking.schema import HISTORY_SCHEMA
 from order_tracking.transforms.history import status_versions
-from order_tracking_tests.helpers import SAMPLE_DAYS, at, land, materializations, staged_order
+from order_tracking_tests.helpers import (
+    KPI_NAMES,
+    KPIS,
+    SAMPLE_DAYS,
+    STATUS_MIX,
+    at,
+    land,
+    materializations,
+    staged_order,
+)
 
 pytestmark = pytest.mark.quick
 
@@ -40,31 +50,6 @@ def land_sample_days(landing_dir, days=range(1, 6)):
         path = sample_files()[day - 1]
         land(landing_dir, path.name, path.read_bytes(), at(day))
 
-
-# The status at the end of each sample day of every order known by then, worked out by hand.
-STATUS_MIX = {
-    "2023-01-01": {"Returned": 3, "In Transit": 6, "Out for Delivery": 1, "Delayed": 5, "Delivered": 5},
-    "2023-01-02": {"Delivered": 5, "Delayed": 4, "In Transit": 6, "Out for Delivery": 3, "Returned": 3},
-    "2023-01-03": {"Delivered": 7, "In Transit": 4, "Delayed": 3, "Returned": 5, "Out for Delivery": 3},
-    "2023-01-04": {"In Transit": 6, "Delivered": 10, "Out for Delivery": 2, "Delayed": 2, "Returned": 3},
-    "2023-01-05": {"Out for Delivery": 8, "Returned": 11, "Delivered": 3, "In Transit": 1},
-}
-
-# Per day: orders known, versions begun, first deliveries (all on time: every promised date is
-# after its update in the sample), transit days p50/p90, Delayed and Returned versions begun,
-# open orders (and those received more than 3 days before), late lines in the day's own file.
-KPIS = {
-    #              known changes deliv  p50 p90 delayed returns open  >3d late
-    "2023-01-01": (20, 20, 5, 0, 0, 5, 3, 12, 0, 0),
-    "2023-01-02": (21, 18, 5, 1, 1, 3, 3, 13, 0, 0),
-    "2023-01-03": (22, 9, 2, 0, 2, 1, 2, 10, 0, 0),
-    "2023-01-04": (23, 21, 7, 3, 3, 2, 3, 10, 0, 3),
-    "2023-01-05": (23, 17, 1, 4, 4, 0, 9, 9, 8, 6),
-}
-KPI_NAMES = (
-    "orders_known", "status_changes", "deliveries", "transit_days_p50", "transit_days_p90",
-    "entered_delayed", "returns", "open_orders", "open_older_than_3_days", "late_lines_received",
-)  # fmt: skip
 
 # Versions whose status is less far along than the one before, over the five days.
 BACKWARD_STEPS = {
