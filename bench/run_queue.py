@@ -51,12 +51,12 @@ PHASES = {
 
 
 @contextmanager
-def sqlite_instance(work: Path):
+def sqlite_instance():
     yield LOCAL_INSTANCE, {}
 
 
 @contextmanager
-def postgres_instance(work: Path):
+def postgres_instance():
     with postgres.throwaway_cluster(fsync=True) as cluster:
         yield PRODUCTION_INSTANCE, cluster.env() | {"DAGSTER_COMPUTE_LOG_BUCKET": BUCKET}
 
@@ -84,7 +84,7 @@ def summary(label: str, launches: list[float], records: list[dict[str, float]]) 
 
 def bench(name: str, instance_factory, work: Path, base_env: dict[str, str]) -> None:
     with ExitStack() as stack:
-        instance_file, instance_env = stack.enter_context(instance_factory(work))
+        instance_file, instance_env = stack.enter_context(instance_factory())
         home, env, port = work / f"home_{name}", base_env | instance_env, free_port()
         log = work / f"dagster_dev_{name}.log"
         process = stack.enter_context(running_dagster_dev(home, env, log, port, instance_file))

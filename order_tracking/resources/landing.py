@@ -50,8 +50,9 @@ def md5_hex(md5_base64: str | None) -> str | None:
 
 def gcs_client(project: str | None):
     """A google-cloud-storage client made by dagster-gcp's GCSResource. Imported here, not at the
-    top: dagster-gcp's package import pulls in BigQuery, pandas and Dataproc (2.7 s), and every
-    run process loads these definitions before its first step, on GCS or not."""
+    top: dagster-gcp's package import pulls in BigQuery, pandas and Dataproc (half the definitions'
+    import time), and every run process loads these definitions before its first step, on GCS or
+    not."""
     from dagster_gcp import GCSResource
 
     return GCSResource(project=project).get_client()
