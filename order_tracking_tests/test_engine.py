@@ -216,3 +216,18 @@ def test_a_cancelled_run_cancels_its_spark_work(engine, tmp_path):
     for signum in runs:
         commits = list((tmp_path / signum.name / "table" / "_delta_log").glob("*.json"))
         assert commits == [], f"{signum.name}: committed after the run ended"
+
+
+def test_the_engine_interprets_queries_unless_told_to_compile(spark, monkeypatch):
+    """The suite's engine started with the default: its sessions evaluate interpreted. The
+    setting is "on" or "off"; anything else is refused before an engine starts."""
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
+    assert spark.range(5).selectExpr("sum(id * 2) AS s").first()["s"] == 20
+
+    monkeypatch.setenv(engine.ENGINE_CODEGEN, "on")
+    compiled = engine.server_spark_config(Path("/nowhere"))
+    assert "spark.sql.codegen.factoryMode" not in compiled and "spark.sql.codegen.wholeStage" not in compiled
+    monkeypatch.setenv(engine.ENGINE_CODEGEN, "yes")
+    with pytest.raises(ValueError, match='ORDER_TRACKING_ENGINE_CODEGEN must be "on" or "off"'):
+        engine.server_spark_config(Path("/nowhere"))
