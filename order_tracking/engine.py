@@ -97,6 +97,9 @@ def local_spark_config() -> dict[str, str]:
     }
 
 
+ENGINE_CODEGEN = "ORDER_TRACKING_ENGINE_CODEGEN"
+
+
 def server_spark_config(directory: Path) -> dict[str, str]:
     """The engine's settings: the local ones, its heap from ORDER_TRACKING_ENGINE_MEMORY, code
     generation as ORDER_TRACKING_ENGINE_CODEGEN says, and Delta's jars from the Ivy cache."""
@@ -114,20 +117,14 @@ def server_spark_config(directory: Path) -> dict[str, str]:
     )
 
 
-ENGINE_CODEGEN = "ORDER_TRACKING_ENGINE_CODEGEN"
-
-
 def codegen_config(setting: str) -> dict[str, str]:
     """Spark's code generation in the engine: "off" (the default) evaluates every query
     interpreted, "on" is Spark's own default.
 
     With code generation Spark writes Java source for each operator and projection, in every task,
-    and compiles each shape it has not seen. A laptop's or CI's days are small: that work, not the
-    rows, was the largest part of the engine's CPU (in a profile of the five sample days, a quarter
-    of the samples generated code; Delta's log replay projects a wide nested schema in every
-    snapshot). Interpreted, the same five days took 18 % less of the engine's CPU (three rounds in
-    turn in one JVM: 84.6 / 87.0 / 81.5 s against 107.1 / 105.0 / 97.3 s). Days of millions of
-    rows compute faster compiled: "on" for them (docs/configuration.md has both figures).
+    and compiles each shape it has not seen. For a laptop's or CI's small days that work, not the
+    rows, was the largest part of the engine's CPU; a day of hundreds of thousands of rows runs
+    faster compiled (the figures both ways are in docs/configuration.md).
     `spark.sql.codegen.factoryMode` is internal to Spark (its tests run every expression both
     ways); the engine reads it when it starts, so a change needs `make stop` first."""
     if setting == "on":
