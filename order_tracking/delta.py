@@ -366,20 +366,23 @@ def replace_rows_of_keys(
     row_id: tuple[str, ...],
     commit_tag: str,
     ignore: tuple[str, ...] = (),
+    key_set: DataFrame | None = None,
 ) -> KeysReplaced:
     """Make the table's rows of the tracking_nums in `new_rows` exactly `new_rows`, in one MERGE.
 
     `new_rows` holds all the rows of each of its tracking_nums (whose smallest and largest are
-    `keys`); a row is identified by `row_id` (which starts with tracking_num). Old rows of those
-    keys that `new_rows` no longer has are deleted, changed ones updated (a difference in `ignore`
-    columns alone is no change), new ones inserted, and unchanged ones not written at all: a
-    rebuild that changes nothing commits nothing. The difference is computed first, as the
-    MERGE's source: Delta's MERGE cannot delete "the target rows of these keys that the source
-    lacks" (a NOT MATCHED BY SOURCE condition cannot read the source).
+    `keys`); a row is identified by `row_id` (which starts with tracking_num). `key_set`, if the
+    caller has those tracking_nums more cheaply than from `new_rows`, is them, one row each. Old
+    rows of those keys that `new_rows` no longer has are deleted, changed ones updated (a
+    difference in `ignore` columns alone is no change), new ones inserted, and unchanged ones not
+    written at all: a rebuild that changes nothing commits nothing. The difference is computed
+    first, as the MERGE's source: Delta's MERGE cannot delete "the target rows of these keys that
+    the source lacks" (a NOT MATCHED BY SOURCE condition cannot read the source).
     """
     columns = new_rows.columns
     in_range = F.col(TRACKING_NUM).between(*keys)
-    key_set = new_rows.select(TRACKING_NUM).distinct()
+    if key_set is None:
+        key_set = new_rows.select(TRACKING_NUM).distinct()
     old = (
         spark.read.format("delta").load(uri).where(in_range).join(key_set, TRACKING_NUM, "left_semi")
     )

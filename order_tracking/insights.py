@@ -105,6 +105,9 @@ def rebuild_history(
         row_id=(TRACKING_NUM, VALID_FROM),
         commit_tag=f"{run_id} {first}...{last}",
         ignore=(RUN_ID,),
+        # The keys of the rebuilt rows are the touched ones (each has an event, so a version):
+        # taken from the events, the source does not compute the versions twice to find them.
+        key_set=touched,
     )
     return HistoryReport(summary["keys"], summary["events"], summary["earliest"], replaced, keys)
 
