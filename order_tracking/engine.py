@@ -81,7 +81,11 @@ def local_spark_config() -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
         "spark.default.parallelism": "4",
-        "spark.databricks.delta.snapshotPartitions": "2",
+        # A table's file list (Delta's snapshot state) in one partition: every scan of a Delta
+        # table filters it in a Spark job with a task per partition, each task deserializing the
+        # job's plan. A local table's list is small; with 2 partitions the sample days' insight
+        # steps cost a warm JVM about 1.45x the CPU (docs/configuration.md).
+        "spark.databricks.delta.snapshotPartitions": "1",
         # Listing a table's files in parallel launched thousands of tiny tasks (VACUUM on a small
         # table: 64-78 s instead of 5 s).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": "4",
