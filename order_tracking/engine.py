@@ -83,8 +83,8 @@ def local_spark_config() -> dict[str, str]:
         "spark.default.parallelism": "4",
         # A table's file list (Delta's snapshot state) in one partition: every scan of a Delta
         # table filters it in a Spark job with a task per partition, each task deserializing the
-        # job's plan. A local table's list is small; with 2 partitions the sample days' insight
-        # steps cost a warm JVM about 1.45x the CPU (docs/configuration.md).
+        # job's plan. A local table's list is small; Delta's default of 50 partitions made the
+        # sample days' insight steps cost a warm JVM 2.4-3.6x the CPU (docs/configuration.md).
         "spark.databricks.delta.snapshotPartitions": "1",
         # Listing a table's files in parallel launched thousands of tiny tasks (VACUUM on a small
         # table: 64-78 s instead of 5 s).
