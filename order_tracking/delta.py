@@ -371,8 +371,9 @@ def replace_rows_of_keys(
     """Make the table's rows of the tracking_nums in `new_rows` exactly `new_rows`, in one MERGE.
 
     `new_rows` holds all the rows of each of its tracking_nums (whose smallest and largest are
-    `keys`); a row is identified by `row_id` (which starts with tracking_num). `key_set`, if the
-    caller has those tracking_nums more cheaply than from `new_rows`, is them, one row each. Old
+    `keys`); a row is identified by `row_id` (which starts with tracking_num). A caller that has
+    those tracking_nums more cheaply than `new_rows` gives them passes them as `key_set` (one row
+    each, exactly those: an extra key would lose its rows, a missing one keep stale rows). Old
     rows of those keys that `new_rows` no longer has are deleted, changed ones updated (a
     difference in `ignore` columns alone is no change), new ones inserted, and unchanged ones not
     written at all: a rebuild that changes nothing commits nothing. The difference is computed
