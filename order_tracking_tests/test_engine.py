@@ -36,7 +36,8 @@ def alive(pid: int) -> bool:
 
 
 def engine_processes(directory: Path) -> list[int]:
-    """Every process whose command line names `directory`: the supervisor and the JVM."""
+    """Every process whose command line names `directory`: the supervisor, the JVM and its driver
+    program."""
     found = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -94,7 +95,7 @@ def test_a_run_starts_the_engine_and_the_next_run_attaches(tmp_path):
         # Spark's own output goes to the engine's log, which each run names.
         assert f"its log in {directory / 'server.log'}" in second.stderr
         assert "Using Spark's default log4j" not in first.stderr + second.stderr
-        assert len(engine_processes(directory)) == 2  # the supervisor and its JVM, nothing else
+        assert len(engine_processes(directory)) == 3  # the supervisor, its JVM and the JVM's driver program
     finally:
         stopped = subprocess.run(
             [sys.executable, "-m", "order_tracking.engine", "stop"], env=env, capture_output=True, text=True, timeout=120
@@ -112,7 +113,7 @@ def test_clients_arriving_together_share_one_engine_that_stops_when_idle(tmp_pat
         with ThreadPoolExecutor(3) as pool:
             endpoints = list(pool.map(lambda attachment: attachment.__enter__(), attachments))
         assert len(set(endpoints)) == 1
-        assert len(engine_processes(directory)) == 2
+        assert len(engine_processes(directory)) == 3
 
         # Held by attached clients, the engine stays up well past its idle time.
         time.sleep(10)
@@ -133,7 +134,7 @@ def test_a_block_stops_an_engine_it_started_and_leaves_one_it_found(engine, tmp_
 
     directory = tmp_path / "engine"
     with running(directory):
-        assert len(engine_processes(directory)) == 2
+        assert len(engine_processes(directory)) == 3
     assert wait_until(lambda: not engine_processes(directory), 10)
 
 
@@ -216,6 +217,16 @@ def test_a_cancelled_run_cancels_its_spark_work(engine, tmp_path):
     for signum in runs:
         commits = list((tmp_path / signum.name / "table" / "_delta_log").glob("*.json"))
         assert commits == [], f"{signum.name}: committed after the run ended"
+
+
+def test_runs_share_the_engines_class_loader(new_session):
+    """Spark caches the code it compiles by class loader. A run's session must run its queries
+    under the engine's own loader (it adds no classes), or every run compiles the same classes
+    again; Spark's stock server main class sets the opposite (docs/configuration.md)."""
+    setting = "spark.sql.artifact.isolation.alwaysApplyClassloader"
+    first, second = new_session(), new_session()
+    assert first.conf.get(setting) == second.conf.get(setting) == "false"
+    assert first.conf.get("spark.sql.artifact.isolation.enabled") == "true"
 
 
 def test_the_engine_interprets_queries_unless_told_to_compile(spark, monkeypatch):
