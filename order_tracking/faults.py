@@ -9,6 +9,8 @@ killed run then goes through.
 
 import os
 import signal
+from contextlib import suppress
+from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -43,15 +45,24 @@ def crash_while_reading(frame: DataFrame, point: str) -> DataFrame:
     if not _armed(point):
         return frame
     driver = os.getpid()
+    started = _start_time(driver)
 
     def kill(_: int) -> bool:  # runs in a Python worker, so it kills the driver by pid
-        try:
-            os.kill(driver, signal.SIGKILL)
-        except ProcessLookupError:
-            # A later row or task, once the driver is gone and reaped: failing here would fail
-            # the Spark work that the engine completes for its dead client.
-            pass
+        # Every row calls this. Once the driver is gone (and reaped), its pid may name another
+        # process, and failing instead would fail the Spark work the engine completes for its
+        # dead client: only the process that started at the driver's start time is killed.
+        if _start_time(driver) == started:
+            with suppress(ProcessLookupError):
+                os.kill(driver, signal.SIGKILL)
         return True
 
     killer = F.udf(kill, "boolean").asNondeterministic()
     return frame.where(killer(F.lit(1)))
+
+
+def _start_time(pid: int) -> str | None:
+    """When the process `pid` started (clock ticks since boot), or None if there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
