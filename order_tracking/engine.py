@@ -15,7 +15,10 @@ Files in `<data dir>/engine/` (a folder only the owner may enter):
 - `start.lock`   serializes clients that find no engine and start one;
 - `clients.lock` shared-locked by every attached client; the supervisor counts the engine idle
                  only while it can take it exclusively (a killed client's lock goes with it);
-- `endpoint.json` port, token and supervisor pid, written once the server accepts connections.
+- `session.ready` the JVM's pid, written by its driver program (engine_driver.py) once client
+                 sessions can be made;
+- `endpoint.json` port, token and supervisor pid, written once both the server accepts
+                 connections and `session.ready` names the server's JVM.
 """
 
 import argparse
@@ -116,8 +119,8 @@ def server_spark_config(directory: Path) -> dict[str, str]:
             "spark.driver.memory": os.environ.get("ORDER_TRACKING_ENGINE_MEMORY", "4g"),
             "spark.sql.warehouse.dir": str(directory / "spark-warehouse"),
             "spark.driver.extraJavaOptions": f"-Dderby.system.home={directory}",
-            # Spark Connect as a plugin of our driver program (engine_driver.py), so that
-            # client sessions are clones of its session and take these settings.
+            # Spark Connect as a plugin of our own driver program (engine_driver.py): the stock
+            # server main class overrides the next setting in code.
             "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
             # A session that adds no jars or classes of its own runs its queries under the
             # server's class loader, so the sessions share Spark's cache of compiled code
@@ -214,6 +217,13 @@ def read_endpoint(directory: Path) -> Endpoint | None:
     if _alive(endpoint.pid) and _accepts(endpoint.port):
         return endpoint
     return None
+
+
+def _reads(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _log_tail(directory: Path, lines: int = 30) -> str:
@@ -396,8 +406,13 @@ def serve(directory: Path, idle_seconds: float) -> int:
         "PYSPARK_DRIVER_PYTHON": sys.executable,
     }
     env.pop("SPARK_HOME", None)  # the pyspark package's own Spark, whatever the shell says
-    ready = directory / READY_FILE  # made by engine_driver.py once clients can be served
-    ready.unlink(missing_ok=True)
+    # The driver program makes a classic session; PySpark would make a Connect client instead
+    # if these said so, and a process that opened a Connect session sets the first of them (so
+    # a run that starts the engine passes it on).
+    for variable in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE", "SPARK_API_MODE"):
+        env.pop(variable, None)
+    # Written by engine_driver.py, naming its JVM, once clients can be served.
+    ready = directory / READY_FILE
     with open(directory / "server.log", "ab") as log:
         server = subprocess.Popen(
             server_command(port, directory),
@@ -422,7 +437,7 @@ def serve(directory: Path, idle_seconds: float) -> int:
     clients = None
     try:
         while not stopping and server.poll() is None:
-            if not published and ready.exists() and _accepts(port):
+            if not published and _reads(ready) == str(server.pid) and _accepts(port):
                 scratch = endpoint_file.with_suffix(".tmp")
                 fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "w") as out:
@@ -447,6 +462,7 @@ def serve(directory: Path, idle_seconds: float) -> int:
             print(f"server exited with {server.returncode}", flush=True)
     finally:
         _shutdown(server, endpoint_file)
+        ready.unlink(missing_ok=True)
         (directory / "supervisor.pid").unlink(missing_ok=True)
         # The engine lock before the clients': a client let in must be able to start a new one.
         _unlock(held)

@@ -1,40 +1,51 @@
-"""The engine's driver program, run by spark-submit (engine.server_command): it makes the Spark
-session that Spark Connect's plugin clones for each client, then waits to be stopped.
+"""The engine's driver program, run by spark-submit (engine.server_command): it starts the Spark
+application, in which Spark Connect's plugin serves the clients, and keeps it running.
 
-Not the stock `SparkConnectServer` main class, because that one forces every client session to
-run its queries under a class loader of its own, and Spark keys its cache of compiled code by
-class loader: every run recompiled the same ~22 generated classes and the JVM compiled them
-again. Here the settings come from spark-submit's --conf alone (docs/configuration.md).
+Not the stock `SparkConnectServer` main class, because that one sets, in code and over anything
+spark-submit is given, that every client session runs its queries under a class loader of its
+own; Spark keys its cache of compiled code by class loader, so every run compiled the same ~22
+generated classes again and the JVM compiled them anew. Client sessions are new sessions of this
+application and take the settings spark-submit was given (docs/configuration.md).
 
 A script, not a module of the package: spark-submit runs it as the driver's Python program.
 """
 
 import ctypes
+import os
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+# Run as a script, this folder came first on the module path, where its modules (`delta`,
+# `schema`, ...) would shadow installed packages of the same names.
+sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+from pyspark.sql import SparkSession  # noqa: E402
+
+POLL_SECONDS = 5
 
 
-def main() -> int:
-    # The JVM that started this program is the server: when it goes, this goes too.
+def main(ready_file: Path) -> int:
+    # The JVM that started this program is the server: when it goes, this goes too. SIGTERM
+    # keeps its default action: this program ends with a failure status, and spark-submit then
+    # exits the JVM, whose shutdown hook stops Spark.
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
-    # The plugin listens as soon as the Spark context starts, but a client's session is cloned
-    # from this one: the supervisor publishes the endpoint only once the file named in the
-    # command line exists.
-    SparkSession.builder.getOrCreate()
-    Path(sys.argv[1]).touch()
-    stopping.wait()
-    # No spark.stop(): the JVM may be going already (a stop signals the whole process group);
-    # when this program ends, spark-submit exits and its shutdown hook stops Spark.
-    return 0
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    spark = SparkSession.builder.getOrCreate()
+    # Connect's plugin listens from the moment the Spark context starts, but a client's session
+    # can only be made once this default session exists: the supervisor publishes the endpoint
+    # once this file names its JVM (so a file left by an engine before it never counts).
+    scratch = ready_file.with_suffix(".tmp")
+    scratch.write_text(str(os.getppid()))
+    scratch.replace(ready_file)
+    # Should Spark stop by itself (an internal error), the JVM must go too, or the supervisor
+    # would keep a published engine that serves nobody: leaving with a failure status ends it.
+    while not spark.sparkContext._jsc.sc().isStopped():
+        time.sleep(POLL_SECONDS)
+    return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(Path(sys.argv[1])))
