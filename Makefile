@@ -9,7 +9,7 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1
 export ORDER_TRACKING_DATA_DIR ?= $(DATA_DIR)
 export DAGSTER_HOME
 
-.PHONY: install chromium jars demo explain undo rebuild stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev dev-postgres postgres bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights bench-suite bench-explain bench-queue clean
+.PHONY: install chromium jars demo explain undo rebuild stop demo-gcs demo-databricks test test-serial check test-thorough screenshot dev dev-postgres postgres bench bench-pieces bench-compaction bench-jobs bench-gcs bench-backfill bench-large bench-insights bench-suite bench-engine bench-explain bench-queue clean
 
 install: $(VENV)/.installed
 
@@ -134,6 +134,12 @@ bench-backfill: jars
 # Run queue latency: the local instance (SQLite) against the production one (PostgreSQL).
 bench-queue: install postgres
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/run_queue.py
+
+# The warm engine with two sets of JVM options, rounds of the sample days in turn (prints figures):
+# the JVM's defaults (G1) against the engine's parallel collector, or ENGINE_ARGS='"<a>" "<b>"'.
+ENGINE_ARGS ?= "" "-XX:+UseParallelGC"
+bench-engine: jars
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/engine_rounds.py -- $(ENGINE_ARGS)
 
 # Where the test suite's CPU goes (the engine, other JVMs, Python processes), by file and test, and
 # how the engine's CPU splits between the JIT, the GC and its work: make bench-suite ARGS="-m quick"

@@ -42,12 +42,16 @@ def engine_processes(directory: Path) -> list[int]:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                command = command_line(int(proc.name))
             except OSError:
                 continue
             if str(directory) in command and alive(int(proc.name)):
                 found.append(int(proc.name))
     return found
+
+
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
 def wait_until(predicate, timeout: float, step: float = 0.5) -> bool:
@@ -96,6 +100,10 @@ def test_a_run_starts_the_engine_and_the_next_run_attaches(tmp_path):
         assert f"its log in {directory / 'server.log'}" in second.stderr
         assert "Using Spark's default log4j" not in first.stderr + second.stderr
         assert len(engine_processes(directory)) == 3  # the supervisor, its JVM and the JVM's driver program
+        # The engine's collector reached its JVM (spark-submit applies a client-mode driver's
+        # Java options when it launches the JVM, not Spark).
+        [jvm] = [pid for pid in engine_processes(directory) if "SparkSubmit" in command_line(pid)]
+        assert "-XX:+UseParallelGC" in command_line(jvm).split()
     finally:
         stopped = subprocess.run(
             [sys.executable, "-m", "order_tracking.engine", "stop"], env=env, capture_output=True, text=True, timeout=120

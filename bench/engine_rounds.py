@@ -1,0 +1,139 @@
+"""The warm engine with different JVM options, side by side: `make bench-engine` (prints figures;
+not part of `make test`).
+
+Each variant is an engine of its own (a data directory each), started with the variant's JVM
+options as ORDER_TRACKING_ENGINE_JAVA_OPTIONS ('' for the JVM's defaults, G1). A round is the five sample days,
+a run each for the pipeline and for the insights, as Spark Connect clients in this process, into a
+fresh lakehouse. The variants take rounds in turn, the order swapped every round, so a machine that
+drifts weighs on both; the first round of each warms its JIT and is left out of the means.
+
+    make bench-engine       # the JVM's defaults (G1) against the engine's (the parallel collector)
+    PYTHONPATH=. .venv/bin/python bench/engine_rounds.py --rounds 6 -- "" "-XX:+UseParallelGC"
+"""
+
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagster import materialize
+
+from order_tracking import engine
+from order_tracking.assets import order_tracking_pipeline
+from order_tracking.assets.insights import INSIGHT_ASSETS, order_insights
+from order_tracking.assets.pipeline import DAILY_ASSETS
+from order_tracking.engine import ENGINE_JAVA_OPTIONS
+from order_tracking.environment import Environment
+from order_tracking.resources import SPARK_REMOTE, resources_for
+from order_tracking.resources.lakehouse import Lakehouse
+from order_tracking.resources.landing import LandingZone
+from order_tracking.sample_data import sample_files
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Variant:
+    options: str
+    url: str
+    jvm: int
+    rounds: list[tuple[float, float]] = field(default_factory=list)  # (wall s, engine CPU-s)
+
+    @property
+    def label(self) -> str:
+        return self.options or "(JVM defaults: G1)"
+
+    def cpu(self) -> float:
+        fields = Path(f"/proc/{self.jvm}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def peak_rss_mib(self) -> int:
+        for line in Path(f"/proc/{self.jvm}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+        return 0
+
+
+def engine_jvm(directory: Path) -> int:
+    """The pid of the engine's JVM: the spark-submit process whose command line names `directory`."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"SparkSubmit" in command and str(directory).encode() in command:
+                return int(proc.name)
+    raise RuntimeError(f"no engine JVM for {directory}")
+
+
+def sample_round(variant: Variant, work: Path) -> None:
+    """The five sample days into a fresh lakehouse on the variant's engine: its wall and CPU."""
+    os.environ[SPARK_REMOTE] = variant.url
+    (work / "landing").mkdir(parents=True)
+    resources = {
+        **resources_for(Environment.LOCAL),
+        "landing": LandingZone(uri=str(work / "landing")),
+        "lakehouse": Lakehouse(uri=str(work / "lakehouse")),
+    }
+    cpu, started = variant.cpu(), time.monotonic()
+    for number, file in enumerate(sample_files(), start=1):
+        day = f"2023-01-{number:02d}"
+        (work / "landing" / file.name).write_bytes(file.read_bytes())
+        for selection in (DAILY_ASSETS, INSIGHT_ASSETS):
+            result = materialize(
+                [order_tracking_pipeline, order_insights],
+                selection=selection,
+                partition_key=day,
+                resources=resources,
+                run_config=QUIET,
+            )
+            assert result.success, f"{day} failed on {variant.label}"
+    variant.rounds.append((time.monotonic() - started, variant.cpu() - cpu))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per variant, the first a warm-up")
+    parser.add_argument("options", nargs="+", help="each variant's JVM options ('' for the JVM's defaults), after --")
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="engine_rounds_"))
+    previous = os.environ.get(ENGINE_JAVA_OPTIONS)
+    with contextlib.ExitStack() as stack:
+        variants = []
+        for index, options in enumerate(args.options):
+            directory = base / f"engine_{index}"
+            os.environ[ENGINE_JAVA_OPTIONS] = options
+            endpoint = stack.enter_context(engine.running(directory))  # stopped on the way out
+            variants.append(Variant(options, endpoint.url, engine_jvm(directory)))
+        if previous is None:
+            os.environ.pop(ENGINE_JAVA_OPTIONS)
+        else:
+            os.environ[ENGINE_JAVA_OPTIONS] = previous
+
+        for number in range(args.rounds):
+            for variant in variants if number % 2 == 0 else variants[::-1]:
+                sample_round(variant, base / f"round_{number}_{variants.index(variant)}")
+                wall, cpu = variant.rounds[-1]
+                print(f"round {number} {variant.label:<32} wall {wall:6.1f} s  engine {cpu:6.1f} CPU-s", flush=True)
+
+        print(f"\n{'engine JVM options':<34}{'warm rounds: engine CPU-s':<44}{'mean':>7}{'wall':>8}{'peak RSS':>10}")
+        for variant in variants:
+            warm = variant.rounds[1:] or variant.rounds
+            cpus = " / ".join(f"{cpu:.1f}" for _, cpu in warm)
+            mean_cpu = sum(cpu for _, cpu in warm) / len(warm)
+            mean_wall = sum(wall for wall, _ in warm) / len(warm)
+            print(f"{variant.label:<34}{cpus:<44}{mean_cpu:7.1f}{mean_wall:8.1f}{variant.peak_rss_mib():>6} MiB")
+        if len(variants) == 2:
+            pairs = [b[1] / a[1] for a, b in zip(variants[0].rounds[1:], variants[1].rounds[1:])]
+            print(f"\nengine CPU, {variants[1].label} / {variants[0].label}, round by round: "
+                  + ", ".join(f"{ratio:.2f}" for ratio in pairs))
+
+
+if __name__ == "__main__":
+    main()
