@@ -109,8 +109,8 @@ ENGINE_CODEGEN = "ORDER_TRACKING_ENGINE_CODEGEN"
 # a warm engine's work is many short queries that build and drop Catalyst trees, and G1's write
 # barriers and concurrent marking cost those queries themselves. Five sample days on a warm engine
 # serving one lakehouse, rounds in turn (bench/engine_rounds.py): engine CPU 55.0 against 68.7 s,
-# 0.72-0.90 per pair (a later single pair 1.03), peak RSS 3.0 against 2.6 GiB; the test suite's
-# engine gains nothing (docs/configuration.md).
+# 0.72-0.90 per pair (nine pairs over three runs: eight in its favour, 0.72-1.03), peak RSS 3.0
+# against 2.6 GiB; the test suite's engine gains nothing (docs/configuration.md).
 ENGINE_JAVA_OPTIONS = "ORDER_TRACKING_ENGINE_JAVA_OPTIONS"
 
 
