@@ -58,19 +58,6 @@ class Variant:
         return 0
 
 
-def engine_jvm(directory: Path) -> int:
-    """The pid of the engine's JVM: the spark-submit process whose command line names `directory`."""
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                command = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"SparkSubmit" in command and str(directory).encode() in command:
-                return int(proc.name)
-    raise RuntimeError(f"no engine JVM for {directory}")
-
-
 def sample_round(variant: Variant, work: Path) -> None:
     """The five sample days into a fresh lakehouse on the variant's engine: its wall and CPU."""
     os.environ[SPARK_REMOTE] = variant.url
@@ -110,7 +97,9 @@ def main() -> None:
             directory = base / f"engine_{index}"
             os.environ[ENGINE_JAVA_OPTIONS] = options
             endpoint = stack.enter_context(engine.running(directory))  # stopped on the way out
-            variants.append(Variant(options, endpoint.url, engine_jvm(directory)))
+            # The engine's driver program names its JVM there before the endpoint is published.
+            jvm = int((directory / engine.READY_FILE).read_text())
+            variants.append(Variant(options, endpoint.url, jvm))
         if previous is None:
             os.environ.pop(ENGINE_JAVA_OPTIONS)
         else:

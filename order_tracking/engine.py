@@ -105,17 +105,7 @@ def local_spark_config() -> dict[str, str]:
 
 
 ENGINE_CODEGEN = "ORDER_TRACKING_ENGINE_CODEGEN"
-# The engine JVM's options; empty gives the JVM's defaults (G1). The parallel collector by default:
-# a warm engine's work is many short queries that build and drop Catalyst trees, and G1's write
-# barriers and concurrent marking cost those queries themselves. Five sample days on a warm engine
-# serving one lakehouse, rounds in turn (bench/engine_rounds.py): engine CPU 55.0 against 68.7 s,
-# 0.72-0.90 per pair (nine pairs over three runs: eight in its favour, 0.72-1.03), peak RSS 3.0
-# against 2.6 GiB; the test suite's engine gains nothing (docs/configuration.md).
 ENGINE_JAVA_OPTIONS = "ORDER_TRACKING_ENGINE_JAVA_OPTIONS"
-
-
-def engine_java_options() -> str:
-    return os.environ.get(ENGINE_JAVA_OPTIONS, "-XX:+UseParallelGC")
 
 
 def server_spark_config(directory: Path) -> dict[str, str]:
@@ -130,9 +120,16 @@ def server_spark_config(directory: Path) -> dict[str, str]:
             # (the runs on it fail; the next run starts a new one).
             "spark.driver.memory": os.environ.get("ORDER_TRACKING_ENGINE_MEMORY", "4g"),
             "spark.sql.warehouse.dir": str(directory / "spark-warehouse"),
-            # Its JVM's own options (the parallel collector unless told otherwise; why in
-            # ENGINE_JAVA_OPTIONS' comment).
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={directory} {engine_java_options()}".strip(),
+            # Its JVM's options; empty gives the JVM's defaults (G1). The parallel collector by
+            # default: a warm engine's work is many short queries that build and drop Catalyst
+            # trees, and G1's write barriers and concurrent marking cost those queries themselves.
+            # Five sample days on a warm engine serving one lakehouse, rounds in turn
+            # (bench/engine_rounds.py): engine CPU 55.0 against 68.7 s, 0.72-0.90 per pair (nine
+            # pairs over three runs: eight in its favour, 0.72-1.03), peak RSS 3.0 against 2.6 GiB;
+            # the test suite's engine gains nothing (docs/configuration.md).
+            "spark.driver.extraJavaOptions": (
+                f"-Dderby.system.home={directory} {os.environ.get(ENGINE_JAVA_OPTIONS, '-XX:+UseParallelGC')}"
+            ).strip(),
             # Spark Connect as a plugin of our own driver program (engine_driver.py): the stock
             # server main class overrides the next setting in code.
             "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
