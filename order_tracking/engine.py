@@ -133,15 +133,14 @@ def server_spark_config(directory: Path) -> dict[str, str]:
             # Spark Connect as a plugin of our own driver program (engine_driver.py): the stock
             # server main class overrides the next setting in code.
             "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
-            # Every session's queries run under the server's class loader, on the driver and in
-            # the tasks, so the sessions share Spark's cache of compiled code (keyed by class
-            # loader). Isolated, each session's tasks ran under a loader of their own: every run
-            # compiled the same classes again (136 per five sample days, every round) and the
-            # JVM compiled their methods anew, without end: in the test suite's engine the JIT's
-            # optimizing compiler took a fifth of its CPU (docs/configuration.md). The price:
-            # jars or classes a client adds (addArtifact) do not reach the tasks; our runs add
-            # none.
-            "spark.sql.artifact.isolation.enabled": "false",
+            # A session that adds no jars or classes of its own plans its queries under the
+            # server's class loader, so the sessions share Spark's cache of compiled code
+            # (keyed by class loader). With a loader per session, as Spark's own server main
+            # sets, each run compiled the same 22 classes again and the JVM compiled those
+            # anew: the sample days cost the engine 4-19 % more CPU (docs/configuration.md).
+            # Tasks still run under their session's loader (artifacts stay isolated): sharing
+            # that one too saved no measurable CPU (docs/configuration.md).
+            "spark.sql.artifact.isolation.enabled": "true",
             "spark.sql.artifact.isolation.alwaysApplyClassloader": "false",
         }
         | codegen_config(os.environ.get(ENGINE_CODEGEN, "off"))
