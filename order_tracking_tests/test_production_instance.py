@@ -160,11 +160,24 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     with running_daemon(production.home, env, log, PRODUCTION_INSTANCE):
         bucket.blob(f"{PREFIX}/{days[0].name}").upload_from_filename(str(days[0]))
         wait_for(retry_finished, log, "the retry of the killed run")
-    [killed] = [r for r in runs() if "dagster/retry_number" not in r.tags]
-    [retry] = [r for r in runs() if r.tags.get("dagster/retry_number") == "1"]
+    # The killed run is named by its retry, not as "the run without a retry tag": other runs may
+    # exist by now (a CI run once found two untagged ones; their list is in the message below).
+    first_daemon_runs = runs()
+    described = "\n".join(
+        f"{r.run_id} {r.job_name} {r.status.value} {r.tags.get('dagster/partition')} {r.tags.get('dagster/run_key')}"
+        f" retry={r.tags.get('dagster/retry_number')} parent={r.tags.get('dagster/parent_run_id')}"
+        for r in first_daemon_runs
+    )
+    retries = [r for r in first_daemon_runs if "dagster/retry_number" in r.tags]
+    assert len(retries) == 1, described
+    [retry] = retries
+    [killed] = [r for r in first_daemon_runs if r.run_id == retry.tags["dagster/parent_run_id"]]
+    if len(first_daemon_runs) > 2:
+        print(f"runs besides the killed one and its retry:\n{described}")
     assert crashed.exists(), "the run was never killed"
-    assert killed.status == DagsterRunStatus.FAILURE
-    assert (retry.status, retry.tags["dagster/parent_run_id"]) == (DagsterRunStatus.SUCCESS, killed.run_id)
+    assert (killed.job_name, killed.tags["dagster/partition"]) == ("order_tracking_job", "2023-01-01"), described
+    assert (killed.status, retry.status) == (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS), described
+    assert retry.tags["dagster/retry_number"] == "1", described
     with production.instance() as instance:
         failed_at = instance.get_run_record_by_id(killed.run_id).end_time
         retried_at = instance.get_run_record_by_id(retry.run_id).create_timestamp.timestamp()
@@ -181,9 +194,12 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     ledger = spark.read.format("delta").load(str(tmp_path / "lakehouse" / RAW_FILE_LEDGER.name)).collect()
     assert sorted(e.file_name for e in ledger) == sorted(d.name for d in days)
     assert list(bucket.list_blobs(prefix=PREFIX)) == []
-    # Day 1 was not run again by the new daemon's sensor: its killed run and the retry only.
-    day_1_runs = [r for r in runs() if r.tags.get("dagster/partition") == "2023-01-01"]
-    assert sorted(r.run_id for r in day_1_runs) == sorted([killed.run_id, retry.run_id])
+    # Day 1 was not run again by the new daemon's sensor: it ran day 2 only.
+    seen = {r.run_id for r in first_daemon_runs}
+    new_runs = [r for r in runs() if r.run_id not in seen]
+    # (A restatement of day 1's figures, a range run of order_figures_job, may follow day 2's.)
+    day_runs = [r.tags.get("dagster/partition") for r in new_runs if r.job_name == "order_tracking_job"]
+    assert day_runs == ["2023-01-02"], described
 
 
 def test_a_sensor_run_and_a_range_backfill_at_the_same_time_end_in_the_oracle(
