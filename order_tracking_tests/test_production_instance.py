@@ -83,6 +83,15 @@ def step_window(instance: DagsterInstance, run_id: str, step: str) -> tuple[floa
     )
 
 
+def describe(runs: list) -> str:
+    """A line per run, for assertion messages: which runs, of which job and day, from where."""
+    return "\n".join(
+        f"{r.run_id} {r.job_name} {r.status.value} {r.tags.get('dagster/partition')} {r.tags.get('dagster/run_key')}"
+        f" retry={r.tags.get('dagster/retry_number')} parent={r.tags.get('dagster/parent_run_id')}"
+        for r in runs
+    )
+
+
 def test_runs_started_together_take_turns_in_the_pool(production, spark, tmp_path):
     """The runs that met on SQLite: day 2 twice (a sensor run and a backfill run of one day) and
     day 1, three `dagster asset materialize` processes started at once."""
@@ -163,11 +172,7 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     # The killed run is named by its retry, not as "the run without a retry tag": other runs may
     # exist by now (a CI run once found two untagged ones; their list is in the message below).
     first_daemon_runs = runs()
-    described = "\n".join(
-        f"{r.run_id} {r.job_name} {r.status.value} {r.tags.get('dagster/partition')} {r.tags.get('dagster/run_key')}"
-        f" retry={r.tags.get('dagster/retry_number')} parent={r.tags.get('dagster/parent_run_id')}"
-        for r in first_daemon_runs
-    )
+    described = describe(first_daemon_runs)
     retries = [r for r in first_daemon_runs if "dagster/retry_number" in r.tags]
     assert len(retries) == 1, described
     [retry] = retries
@@ -199,7 +204,7 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     new_runs = [r for r in runs() if r.run_id not in seen]
     # (A restatement of day 1's figures, a range run of order_figures_job, may follow day 2's.)
     day_runs = [r.tags.get("dagster/partition") for r in new_runs if r.job_name == "order_tracking_job"]
-    assert day_runs == ["2023-01-02"], described
+    assert day_runs == ["2023-01-02"], describe(new_runs)
 
 
 def test_a_sensor_run_and_a_range_backfill_at_the_same_time_end_in_the_oracle(
