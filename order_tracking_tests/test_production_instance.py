@@ -24,6 +24,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from order_tracking.assets.pipeline import DAILY_ASSETS
 from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
+from order_tracking.jobs import order_tracking_job
 from order_tracking.sample_data import land_sample_files, sample_files
 from order_tracking_devtools import postgres
 from order_tracking_devtools.dagster_processes import (
@@ -180,7 +181,7 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     if len(first_daemon_runs) > 2:
         print(f"runs besides the killed one and its retry:\n{described}")
     assert crashed.exists(), "the run was never killed"
-    assert (killed.job_name, killed.tags["dagster/partition"]) == ("order_tracking_job", "2023-01-01"), described
+    assert (killed.job_name, killed.tags["dagster/partition"]) == (order_tracking_job.name, "2023-01-01"), described
     assert (killed.status, retry.status) == (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS), described
     assert retry.tags["dagster/retry_number"] == "1", described
     with production.instance() as instance:
@@ -203,7 +204,7 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     seen = {r.run_id for r in first_daemon_runs}
     new_runs = [r for r in runs() if r.run_id not in seen]
     # (A restatement of day 1's figures, a range run of order_figures_job, may follow day 2's.)
-    day_runs = [r.tags.get("dagster/partition") for r in new_runs if r.job_name == "order_tracking_job"]
+    day_runs = [r.tags.get("dagster/partition") for r in new_runs if r.job_name == order_tracking_job.name]
     assert day_runs == ["2023-01-02"], describe(new_runs)
 
 
