@@ -57,6 +57,33 @@ def kind(command: str) -> str:
     return "other"
 
 
+PYTHON_ROLES = (
+    ("pytest (controller and xdist workers)", "pytest"),
+    ("pytest (controller and xdist workers)", "sys.stdin.readline"),
+    ("run worker (dagster api execute_run)", "api execute_run"),
+    ("code server (dagster api grpc)", "api grpc"),
+    ("daemon", "dagster-daemon"),
+    ("webserver", "dagster-webserver"),
+    ("webserver", "dagster_webserver"),
+    ("daemon", "dagster._daemon"),
+    ("dagster dev", "dagster dev"),
+    ("CLI run (dagster asset materialize)", "asset materialize"),
+    ("other dagster commands", "bin/dagster"),
+    ("fake-gcs-server wrapper", "gcs"),
+    ("Databricks stand-in", "databricks_standin"),
+    ("engine supervisor", "order_tracking.engine"),
+    ("Spark's Python workers", "pyspark.daemon"),
+)
+
+
+def python_role(command: str) -> str:
+    return next((role for role, marker in PYTHON_ROLES if marker in command), "other Python")
+
+
+def total_cpu(cpu: collections.Counter) -> float:
+    return sum(cpu[k] for k in KINDS)
+
+
 def machine_busy() -> tuple[float, float]:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
@@ -74,6 +101,8 @@ class Sampler(threading.Thread):
         self.stop = threading.Event()
         self.last: dict[tuple[str, str], float] = {}
         self.before = set()  # processes already running: their past CPU is not the suite's
+        self.idle_at = machine_busy()[1]
+        self.unknown = collections.Counter()  # the commands of "other Python", to name new roles
 
     def read(self) -> dict[str, float]:
         used = collections.Counter()
@@ -93,9 +122,17 @@ class Sampler(threading.Thread):
             if key not in self.before:
                 what = kind(command)
                 used[what] += cpu - self.last.get(key, 0.0)
+                if what == "python":
+                    role = python_role(command)
+                    used["python: " + role] += cpu - self.last.get(key, 0.0)
+                    if role == "other Python":
+                        self.unknown[command[:160]] += cpu - self.last.get(key, 0.0)
                 if what == "engine":
                     engines[proc] = cpu
             self.last[key] = cpu
+        # The machine's idle time since the last reading: CPU the suite could have used and did not.
+        idle = machine_busy()[1]
+        used["idle"], self.idle_at = idle - self.idle_at, idle
         if engines and len(self.samples) % 10 == 0:
             busiest = max(engines, key=engines.get)
             self.threads, self.engine_total = engine_threads(busiest), engines[busiest]
@@ -140,7 +177,10 @@ KINDS = ("engine", "other JVMs", "python", "postgres", "chromium", "other")
 
 
 def row(label: str, cpu: collections.Counter, wall: float, count: int | str = "") -> str:
-    return f"{label:<58.58} {sum(cpu.values()):7.0f}" + "".join(f"{cpu[k]:11.0f}" for k in KINDS) + f"{wall:8.0f} {count:>4}"
+    return (
+        f"{label:<58.58} {total_cpu(cpu):7.0f}" + "".join(f"{cpu[k]:11.0f}" for k in KINDS)
+        + f"{cpu['idle']:7.0f}{wall:8.0f} {count:>4}"
+    )
 
 
 def report(sampler: Sampler, tests: list[dict], wall: float, busy: float, idle: float) -> None:
@@ -149,10 +189,17 @@ def report(sampler: Sampler, tests: list[dict], wall: float, busy: float, idle: 
     for _, used in sampler.samples:
         total.update(used)
     print(f"\nwall {wall:.0f} s; machine busy {busy:.0f} CPU-s, idle {idle:.0f} (2 cores: {2 * wall:.0f})")
-    header = f"{'':<58} {'CPU-s':>7}" + "".join(f"{k:>11}" for k in KINDS) + f"{'wall':>8} {'n':>4}"
+    # idle: the machine's idle CPU-s while the test ran (shared like the rest): waiting, not working.
+    header = f"{'':<58} {'CPU-s':>7}" + "".join(f"{k:>11}" for k in KINDS) + f"{'idle':>7}{'wall':>8} {'n':>4}"
     print(header)
     print(row("the processes of the suite", total, wall))
     print(row("(between tests: start, collection, teardown)", outside, 0))
+
+    print("\nthe Python processes by role")
+    for name, seconds in sorted(((k, v) for k, v in total.items() if k.startswith("python: ")), key=lambda kv: -kv[1]):
+        print(f"  {seconds:7.0f}  {name.removeprefix('python: ')}")
+    for command, seconds in sampler.unknown.most_common(5):
+        print(f"  {seconds:7.0f}    other: {command}")
 
     print("\nby file")
     files = collections.defaultdict(lambda: [collections.Counter(), 0.0, 0])
@@ -161,11 +208,11 @@ def report(sampler: Sampler, tests: list[dict], wall: float, busy: float, idle: 
         entry[0].update(per_test[t["test"]])
         entry[1] += t["end"] - t["start"]
         entry[2] += 1
-    for name, (cpu, seconds, count) in sorted(files.items(), key=lambda kv: -sum(kv[1][0].values())):
+    for name, (cpu, seconds, count) in sorted(files.items(), key=lambda kv: -total_cpu(kv[1][0])):
         print(row(name.rsplit("/", 1)[-1], cpu, seconds, count))
 
     print("\nthe 25 costliest tests")
-    for t in sorted(tests, key=lambda t: -sum(per_test[t["test"]].values()))[:25]:
+    for t in sorted(tests, key=lambda t: -total_cpu(per_test[t["test"]]))[:25]:
         print(row(t["test"].split("::", 1)[-1], per_test[t["test"]], t["end"] - t["start"]))
 
     if sampler.threads:
