@@ -9,6 +9,10 @@ drifts weighs on both; the first round of each warms its JIT and is left out of 
 
     make bench-engine       # the JVM's defaults (G1) against the engine's (the parallel collector)
     PYTHONPATH=. .venv/bin/python bench/engine_rounds.py --rounds 6 -- "" "-XX:+UseParallelGC"
+
+With --day-mib N a round is instead one generated day of about N MiB (bench/large_file.py's
+file: 1 in 7 lines a repeated key, 1 in 10,000 malformed) through the pipeline: what a setting does
+to a day of many rows, where the sample days weigh its fixed cost per query.
 """
 
 import argparse
@@ -31,6 +35,8 @@ from order_tracking.resources import SPARK_REMOTE, resources_for
 from order_tracking.resources.lakehouse import Lakehouse
 from order_tracking.resources.landing import LandingZone
 from order_tracking.sample_data import sample_files
+
+from bench.large_file import write_file
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -83,13 +89,37 @@ def sample_round(variant: Variant, work: Path) -> None:
     variant.rounds.append((time.monotonic() - started, variant.cpu() - cpu))
 
 
+def large_day_round(variant: Variant, work: Path, day_file: Path) -> None:
+    """One generated day of many rows into a fresh lakehouse: the pipeline (raw copy, staging,
+    MERGE) on the variant's engine."""
+    os.environ[SPARK_REMOTE] = variant.url
+    (work / "landing").mkdir(parents=True)
+    (work / "landing" / day_file.name).write_bytes(day_file.read_bytes())
+    resources = {
+        **resources_for(Environment.LOCAL),
+        "landing": LandingZone(uri=str(work / "landing")),
+        "lakehouse": Lakehouse(uri=str(work / "lakehouse")),
+    }
+    cpu, started = variant.cpu(), time.monotonic()
+    result = materialize(
+        [order_tracking_pipeline], partition_key="2023-01-05", resources=resources, run_config=QUIET
+    )
+    assert result.success, f"the large day failed on {variant.label}"
+    variant.rounds.append((time.monotonic() - started, variant.cpu() - cpu))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6, help="rounds per variant, the first a warm-up")
+    parser.add_argument("--day-mib", type=float, help="rounds of one generated day of this size instead of the sample days")
     parser.add_argument("options", nargs="+", help="each variant's JVM options ('' for the JVM's defaults), after --")
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="engine_rounds_"))
+    day_file = None
+    if args.day_mib:
+        day_file = base / "order_tracking_2023_01_05.csv"
+        print(f"the generated day: {write_file(day_file, int(args.day_mib * 1024**2)):,} lines", flush=True)
     previous = os.environ.get(ENGINE_JAVA_OPTIONS)
     with contextlib.ExitStack() as stack:
         variants = []
@@ -107,7 +137,11 @@ def main() -> None:
 
         for number in range(args.rounds):
             for variant in variants if number % 2 == 0 else variants[::-1]:
-                sample_round(variant, base / f"round_{number}_{variants.index(variant)}")
+                work = base / f"round_{number}_{variants.index(variant)}"
+                if day_file:
+                    large_day_round(variant, work, day_file)
+                else:
+                    sample_round(variant, work)
                 wall, cpu = variant.rounds[-1]
                 print(f"round {number} {variant.label:<32} wall {wall:6.1f} s  engine {cpu:6.1f} CPU-s", flush=True)
 
