@@ -106,6 +106,18 @@ def local_spark_config() -> dict[str, str]:
 
 ENGINE_CODEGEN = "ORDER_TRACKING_ENGINE_CODEGEN"
 ENGINE_JAVA_OPTIONS = "ORDER_TRACKING_ENGINE_JAVA_OPTIONS"
+# The engine JVM's options unless ORDER_TRACKING_ENGINE_JAVA_OPTIONS gives others (empty: the JVM's
+# defaults). Measured on 2 cores with bench/engine_rounds.py and bench/suite_cpu.py; figures in
+# docs/configuration.md.
+# - The parallel collector: a warm engine's work is many short queries that build and drop
+#   Catalyst trees, and G1's write barriers and concurrent marking cost those queries themselves
+#   (five sample days on a warm engine: 0.72-0.90 of G1's CPU per pair).
+# - Less inlining by the optimizing compiler (C2): the engine's code is Spark's and Delta's
+#   analysis, planning and commit paths, run a few times per query on a few rows, and C2 spent a
+#   fifth to a quarter of the engine's CPU compiling them with the JVM's default inlining; with
+#   these limits it spends half that (the quick tests: engine CPU 0.76-0.92 of the defaults',
+#   C2 113-129 -> 56-62 CPU-s). A warm engine's day of 670,000 lines costs about 5 % more.
+DEFAULT_ENGINE_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:MaxInlineSize=20 -XX:FreqInlineSize=100 -XX:InlineSmallCode=1000"
 
 
 def server_spark_config(directory: Path) -> dict[str, str]:
@@ -120,15 +132,8 @@ def server_spark_config(directory: Path) -> dict[str, str]:
             # (the runs on it fail; the next run starts a new one).
             "spark.driver.memory": os.environ.get("ORDER_TRACKING_ENGINE_MEMORY", "4g"),
             "spark.sql.warehouse.dir": str(directory / "spark-warehouse"),
-            # Its JVM's options; empty gives the JVM's defaults (G1). The parallel collector by
-            # default: a warm engine's work is many short queries that build and drop Catalyst
-            # trees, and G1's write barriers and concurrent marking cost those queries themselves.
-            # Five sample days on a warm engine serving one lakehouse, rounds in turn
-            # (bench/engine_rounds.py): engine CPU 55.0 against 68.7 s, 0.72-0.90 per pair (nine
-            # pairs over three runs: eight in its favour, 0.72-1.03), peak RSS 3.0 against 2.6 GiB;
-            # the test suite's engine gains nothing (docs/configuration.md).
             "spark.driver.extraJavaOptions": (
-                f"-Dderby.system.home={directory} {os.environ.get(ENGINE_JAVA_OPTIONS, '-XX:+UseParallelGC')}"
+                f"-Dderby.system.home={directory} {os.environ.get(ENGINE_JAVA_OPTIONS, DEFAULT_ENGINE_JAVA_OPTIONS)}"
             ).strip(),
             # Spark Connect as a plugin of our own driver program (engine_driver.py): the stock
             # server main class overrides the next setting in code.

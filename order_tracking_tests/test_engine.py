@@ -100,10 +100,10 @@ def test_a_run_starts_the_engine_and_the_next_run_attaches(tmp_path):
         assert f"its log in {directory / 'server.log'}" in second.stderr
         assert "Using Spark's default log4j" not in first.stderr + second.stderr
         assert len(engine_processes(directory)) == 3  # the supervisor, its JVM and the JVM's driver program
-        # The engine's collector reached its JVM (spark-submit applies a client-mode driver's
-        # Java options when it launches the JVM, not Spark).
+        # The engine's JVM options (its collector, the compiler's inlining) reached its JVM:
+        # spark-submit applies a client-mode driver's Java options when it launches the JVM.
         [jvm] = [pid for pid in engine_processes(directory) if "SparkSubmit" in command_line(pid)]
-        assert "-XX:+UseParallelGC" in command_line(jvm).split()
+        assert set(engine.DEFAULT_ENGINE_JAVA_OPTIONS.split()) <= set(command_line(jvm).split())
     finally:
         stopped = subprocess.run(
             [sys.executable, "-m", "order_tracking.engine", "stop"], env=env, capture_output=True, text=True, timeout=120
