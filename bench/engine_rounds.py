@@ -64,15 +64,20 @@ class Variant:
         return 0
 
 
-def sample_round(variant: Variant, work: Path) -> None:
-    """The five sample days into a fresh lakehouse on the variant's engine: its wall and CPU."""
-    os.environ[SPARK_REMOTE] = variant.url
-    (work / "landing").mkdir(parents=True)
-    resources = {
+def round_resources(work: Path) -> dict:
+    """The local resources, pointed at the round's own landing folder and fresh lakehouse."""
+    return {
         **resources_for(Environment.LOCAL),
         "landing": LandingZone(uri=str(work / "landing")),
         "lakehouse": Lakehouse(uri=str(work / "lakehouse")),
     }
+
+
+def sample_round(variant: Variant, work: Path) -> None:
+    """The five sample days into a fresh lakehouse on the variant's engine: its wall and CPU."""
+    os.environ[SPARK_REMOTE] = variant.url
+    (work / "landing").mkdir(parents=True)
+    resources = round_resources(work)
     cpu, started = variant.cpu(), time.monotonic()
     for number, file in enumerate(sample_files(), start=1):
         day = f"2023-01-{number:02d}"
@@ -95,11 +100,7 @@ def large_day_round(variant: Variant, work: Path, day_file: Path) -> None:
     os.environ[SPARK_REMOTE] = variant.url
     (work / "landing").mkdir(parents=True)
     (work / "landing" / day_file.name).write_bytes(day_file.read_bytes())
-    resources = {
-        **resources_for(Environment.LOCAL),
-        "landing": LandingZone(uri=str(work / "landing")),
-        "lakehouse": Lakehouse(uri=str(work / "lakehouse")),
-    }
+    resources = round_resources(work)
     cpu, started = variant.cpu(), time.monotonic()
     result = materialize(
         [order_tracking_pipeline], partition_key="2023-01-05", resources=resources, run_config=QUIET

@@ -57,11 +57,15 @@ def kind(command: str) -> str:
     return "other"
 
 
+# The first role whose marker the command line holds. pytest's own processes are matched by how
+# they were started, not by "pytest": the tests' folders (/tmp/pytest-of-…) are in the command lines
+# of the processes they start (a stand-in cluster's host, an engine's supervisor).
 PYTHON_ROLES = (
-    ("pytest (controller and xdist workers)", "pytest"),
-    ("pytest (controller and xdist workers)", "sys.stdin.readline"),
     ("run worker (dagster api execute_run)", "api execute_run"),
+    # A run a daemon or `dagster dev` launches: a process the code server spawns (multiprocessing).
+    ("run worker (spawned by a code server)", "spawn_main"),
     ("code server (dagster api grpc)", "api grpc"),
+    ("code server (dagster api grpc)", "code-server"),
     ("daemon", "dagster-daemon"),
     ("webserver", "dagster-webserver"),
     ("webserver", "dagster_webserver"),
@@ -69,10 +73,12 @@ PYTHON_ROLES = (
     ("dagster dev", "dagster dev"),
     ("CLI run (dagster asset materialize)", "asset materialize"),
     ("other dagster commands", "bin/dagster"),
-    ("fake-gcs-server wrapper", "gcs"),
+    ("fake-gcs-server wrapper", "fake_gcs"),
     ("Databricks stand-in", "databricks_standin"),
     ("engine supervisor", "order_tracking.engine"),
     ("Spark's Python workers", "pyspark.daemon"),
+    ("pytest (controller and xdist workers)", "-m pytest"),
+    ("pytest (controller and xdist workers)", "sys.stdin.readline"),
 )
 
 
