@@ -136,9 +136,9 @@ bench-queue: install postgres
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/run_queue.py
 
 # The warm engine with two sets of JVM options, rounds of the sample days in turn (prints figures):
-# the parallel collector with the JVM's default inlining against the engine's options, or
-# ENGINE_ARGS='"<a>" "<b>"' ("" for the JVM's defaults, G1).
-ENGINE_ARGS ?= "-XX:+UseParallelGC" "-XX:+UseParallelGC -XX:MaxInlineSize=20 -XX:FreqInlineSize=100 -XX:InlineSmallCode=1000"
+# the parallel collector alone against the engine's default options, or ENGINE_ARGS='"<a>" "<b>"'
+# ("" for the JVM's defaults, G1).
+ENGINE_ARGS ?=
 bench-engine: jars
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/engine_rounds.py -- $(ENGINE_ARGS)
 

@@ -7,7 +7,7 @@ a run each for the pipeline and for the insights, as Spark Connect clients in th
 fresh lakehouse. The variants take rounds in turn, the order swapped every round, so a machine that
 drifts weighs on both; the first round of each warms its JIT and is left out of the means.
 
-    make bench-engine       # the JVM's defaults (G1) against the engine's (the parallel collector)
+    make bench-engine       # the parallel collector alone against the engine's default options
     PYTHONPATH=. .venv/bin/python bench/engine_rounds.py --rounds 6 -- "" "-XX:+UseParallelGC"
 
 With --day-mib N a round is instead one generated day of about N MiB (bench/large_file.py's
@@ -29,7 +29,7 @@ from order_tracking import engine
 from order_tracking.assets import order_tracking_pipeline
 from order_tracking.assets.insights import INSIGHT_ASSETS, order_insights
 from order_tracking.assets.pipeline import DAILY_ASSETS
-from order_tracking.engine import ENGINE_JAVA_OPTIONS
+from order_tracking.engine import DEFAULT_ENGINE_JAVA_OPTIONS, ENGINE_JAVA_OPTIONS
 from order_tracking.environment import Environment
 from order_tracking.resources import SPARK_REMOTE, resources_for
 from order_tracking.resources.lakehouse import Lakehouse
@@ -113,7 +113,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6, help="rounds per variant, the first a warm-up")
     parser.add_argument("--day-mib", type=float, help="rounds of one generated day of this size instead of the sample days")
-    parser.add_argument("options", nargs="+", help="each variant's JVM options ('' for the JVM's defaults), after --")
+    parser.add_argument(
+        "options",
+        nargs="*",
+        default=["-XX:+UseParallelGC", DEFAULT_ENGINE_JAVA_OPTIONS],
+        help="each variant's JVM options ('' for the JVM's defaults), after --; by default the"
+        " parallel collector alone against the engine's default options",
+    )
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="engine_rounds_"))

@@ -126,13 +126,13 @@ class Sampler(threading.Thread):
             if key not in self.last and not self.samples:
                 self.before.add(key)
             if key not in self.before:
-                what = kind(command)
-                used[what] += cpu - self.last.get(key, 0.0)
+                what, spent = kind(command), cpu - self.last.get(key, 0.0)
+                used[what] += spent
                 if what == "python":
                     role = python_role(command)
-                    used["python: " + role] += cpu - self.last.get(key, 0.0)
+                    used["python: " + role] += spent
                     if role == "other Python":
-                        self.unknown[command[:160]] += cpu - self.last.get(key, 0.0)
+                        self.unknown[command[:160]] += spent
                 if what == "engine":
                     engines[proc] = cpu
             self.last[key] = cpu
