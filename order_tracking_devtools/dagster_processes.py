@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
@@ -41,14 +41,21 @@ def sensor_env(landing_uri: str, work: Path, emulator_url: str) -> dict[str, str
     }
 
 
-def stop_process_group(process: subprocess.Popen) -> None:
-    # SIGTERM, not SIGINT: a daemon started without job control ignores SIGINT.
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM to the group (not SIGINT: a daemon started without job control ignores it), then
+    wait for all of it, not only its leader: a daemon's code server stops once the runs it started
+    are reported ended, which needs the instance's database. Left to outlive a test, it can find the
+    database gone (a module's PostgreSQL stopped) and then never exits (its cleanup thread dies on
+    the error and the server waits on it for ever). What is left after `timeout` is killed."""
     os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None and not _group_alive(process.pid):
+            return
+        time.sleep(0.5)
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    process.wait()
 
 
 def shut_down(process: subprocess.Popen, timeout: float = 60) -> bool:

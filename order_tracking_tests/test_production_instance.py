@@ -97,6 +97,7 @@ def describe(runs: list) -> str:
     return "\n".join(
         f"{r.run_id} {r.job_name} {r.status.value} {r.tags.get('dagster/partition')} {r.tags.get('dagster/run_key')}"
         f" retry={r.tags.get('dagster/retry_number')} parent={r.tags.get('dagster/parent_run_id')}"
+        f" will_retry={r.tags.get('dagster/will_retry')} failure={r.tags.get('dagster/failure_reason')}"
         for r in runs
     )
 
@@ -181,7 +182,7 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     log = tmp_path / "daemon.log"
     with running_daemon(production.home, env, log, PRODUCTION_INSTANCE):
         bucket.blob(f"{PREFIX}/{days[0].name}").upload_from_filename(str(days[0]))
-        wait_for(retry_finished, log, "the retry of the killed run")
+        wait_for(retry_finished, log, "the retry of the killed run", state=lambda: describe(runs()))
     # The killed run is named by its retry, not as "the run without a retry tag": other runs may
     # exist by now (a CI run once found two untagged ones; their list is in the message below).
     first_daemon_runs = runs()
@@ -208,7 +209,10 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     for day in days[1:]:
         bucket.blob(f"{PREFIX}/{day.name}").upload_from_filename(str(day))
     with running_daemon(production.home, env, tmp_path / "daemon_2.log", PRODUCTION_INSTANCE):
-        wait_for(lambda: table_rows() == sample_days_oracle(2) and all(r.is_finished for r in runs()), log, "two days")
+        wait_for(
+            lambda: table_rows() == sample_days_oracle(2) and all(r.is_finished for r in runs()),
+            tmp_path / "daemon_2.log", "two days", state=lambda: describe(runs()),
+        )  # fmt: skip
     ledger = spark.read.format("delta").load(str(tmp_path / "lakehouse" / RAW_FILE_LEDGER.name)).collect()
     assert sorted(e.file_name for e in ledger) == sorted(d.name for d in days)
     assert list(bucket.list_blobs(prefix=PREFIX)) == []
