@@ -17,6 +17,7 @@ from order_tracking.environment import (
 )
 from order_tracking.freshness import arrival_freshness_job, build_arrival_schedule, day_file_arrived_by_deadline
 from order_tracking.jobs import build_compaction_schedule, order_tracking_job, order_tracking_compaction_job
+from order_tracking.lost_retries import build_lost_retry_sensor
 from order_tracking.operations import explain_order_job, rebuild_job, undo_run_job
 from order_tracking.restatement import build_restatement_sensor, order_figures_job
 from order_tracking.resources import resources_for
@@ -53,6 +54,8 @@ defs = Definitions(
         build_order_files_sensor(*sensor_settings(environment)),
         # On wherever the files sensor is: restating is part of keeping the figures correct.
         build_restatement_sensor(*sensor_settings(environment)),
+        # A run the files sensor started must not stay failed because Dagster lost its retry.
+        build_lost_retry_sensor(*sensor_settings(environment)),
     ],
     resources=resources_for(environment),
     # A run's steps share the process and its one Spark session. (A step on Databricks still goes

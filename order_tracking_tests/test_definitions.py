@@ -95,6 +95,8 @@ def test_one_automation_mechanism_the_sensor_runs_the_day_through_to_its_figures
     assert sensors["figures_restatement_sensor"].job_name == "order_figures_job"
     selected = defs.resolve_job_def("order_figures_job").asset_layer.selected_asset_keys
     assert {k.to_user_string() for k in selected} == set(INSIGHTS[1:])
+    # The retry Dagster lost is the same run again: it selects nothing new.
+    assert {t.job_name for t in sensors["lost_retry_sensor"].targets} == {"order_tracking_job", "order_figures_job"}
 
 
 def test_the_insights_are_one_step_in_a_pool_of_their_own():

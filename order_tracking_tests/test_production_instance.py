@@ -29,6 +29,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from order_tracking.assets.pipeline import DAILY_ASSETS, ORDER_TRACKING_WRITER_POOL
 from order_tracking.catalog import ORDER_TRACKING, RAW_FILE_LEDGER
 from order_tracking.jobs import order_tracking_job
+from order_tracking.lost_retries import RETRY_OF_TAG
 from order_tracking.sample_data import land_sample_files, sample_files
 from order_tracking_devtools import postgres
 from order_tracking_devtools.dagster_processes import (
@@ -98,6 +99,7 @@ def describe(runs: list) -> str:
         f"{r.run_id} {r.job_name} {r.status.value} {r.tags.get('dagster/partition')} {r.tags.get('dagster/run_key')}"
         f" retry={r.tags.get('dagster/retry_number')} parent={r.tags.get('dagster/parent_run_id')}"
         f" will_retry={r.tags.get('dagster/will_retry')} failure={r.tags.get('dagster/failure_reason')}"
+        f" retry_of={r.tags.get(RETRY_OF_TAG)}"
         for r in runs
     )
 
@@ -153,7 +155,9 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
 ):
     """The daemon on the production instance, its sensor on.
     1. Day 1 lands; its run worker is killed with SIGKILL while its MERGE runs. The code server
-       that started the worker reports the run failed; the daemon retries it once (run_retries).
+       that started the worker reports the run failed; the daemon retries it once (run_retries),
+       or, when Dagster's daemon loses that retry (a race: order_tracking/lost_retries.py),
+       lost_retry_sensor runs the day again a minute later.
     2. The daemon is stopped; day 2 lands meanwhile; a new daemon picks it up from the sensor's
        cursor in PostgreSQL, without running day 1 again.
     (Two days, not three: a third adds a run of Spark work and no new path.)
@@ -170,8 +174,12 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
         with production.instance() as instance:
             return [r for r in instance.get_runs() if r.run_id not in before]
 
+    def retries_of(runs: list) -> list:
+        """Dagster's retries, and lost_retry_sensor's runs for the retries Dagster lost."""
+        return [r for r in runs if "dagster/retry_number" in r.tags or RETRY_OF_TAG in r.tags]
+
     def retry_finished() -> bool:
-        retries = [r for r in runs() if r.tags.get("dagster/retry_number") == "1"]
+        retries = retries_of(runs())
         return bool(retries) and retries[0].is_finished
 
     def table_rows():
@@ -187,16 +195,20 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
     # exist by now (a CI run once found two untagged ones; their list is in the message below).
     first_daemon_runs = runs()
     described = describe(first_daemon_runs)
-    retries = [r for r in first_daemon_runs if "dagster/retry_number" in r.tags]
+    retries = retries_of(first_daemon_runs)
     assert len(retries) == 1, described
     [retry] = retries
-    [killed] = [r for r in first_daemon_runs if r.run_id == retry.tags["dagster/parent_run_id"]]
+    killed_id = retry.tags.get("dagster/parent_run_id") or retry.tags[RETRY_OF_TAG]
+    [killed] = [r for r in first_daemon_runs if r.run_id == killed_id]
+    if RETRY_OF_TAG in retry.tags:  # the race order_tracking/lost_retries.py describes
+        print(f"Dagster's daemon lost the retry of {killed_id}; lost_retry_sensor ran {retry.run_id}")
+    else:
+        assert retry.tags["dagster/retry_number"] == "1", described
     if len(first_daemon_runs) > 2:
         print(f"runs besides the killed one and its retry:\n{described}")
     assert crashed.exists(), "the run was never killed"
     assert (killed.job_name, killed.tags["dagster/partition"]) == (order_tracking_job.name, "2023-01-01"), described
     assert (killed.status, retry.status) == (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS), described
-    assert retry.tags["dagster/retry_number"] == "1", described
     with production.instance() as instance:
         failed_at = instance.get_run_record_by_id(killed.run_id).end_time
         retried_at = instance.get_run_record_by_id(retry.run_id).create_timestamp.timestamp()
