@@ -48,11 +48,8 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
     database gone (a module's PostgreSQL stopped) and then never exits (its cleanup thread dies on
     the error and the server waits on it for ever). What is left after `timeout` is killed."""
     os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None and not _group_alive(process.pid):
-            return
-        time.sleep(0.5)
+    if _group_ended(process, timeout):
+        return
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -62,6 +59,11 @@ def shut_down(process: subprocess.Popen, timeout: float = 60) -> bool:
     """Ask the Dagster process itself to stop, as Ctrl-C would; True if it and everything it
     started (webserver, daemon, code server, runs) exited on their own in time."""
     process.send_signal(signal.SIGTERM)  # Dagster maps SIGTERM to its SIGINT handler
+    return _group_ended(process, timeout)
+
+
+def _group_ended(process: subprocess.Popen, timeout: float) -> bool:
+    """True once `process` and every other process of its group have exited, within `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None and not _group_alive(process.pid):
