@@ -17,11 +17,16 @@ install: $(VENV)/.installed
 # unpacking). Where uv cannot reach the index the way pip is configured to (a pip.conf mirror or
 # CA, which uv does not read), pip does it; old pips resolve the pinned integrations to 2021
 # releases, so pip is upgraded first.
+# Bytecode is compiled at install (pip does by default, uv only when asked), ours included: where
+# PYTHONDONTWRITEBYTECODE is set, as on many CI images and containers, Python never caches what it
+# compiles, and every process (each run, daemon, code server, Spark's Python workers) would compile
+# some 2,300 modules from source again: about 5 CPU-seconds each (docs/performance.md).
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	{ $(BIN)/pip install --quiet uv==0.13.9 && \
-	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]"; } || { \
+	  $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev]"; } || { \
 	  $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e ".[dev]"; }
+	$(BIN)/python -m compileall -q order_tracking order_tracking_devtools
 	touch $@
 
 # Spark resolves Delta's jars from Maven Central itself; if that fails, warm ~/.m2 with Maven,
