@@ -61,6 +61,15 @@ class Production:
         with mock.patch.dict(os.environ, self.env), DagsterInstance.get() as instance:
             yield instance
 
+    def run_ids(self) -> set[str]:
+        with self.instance() as instance:
+            return {r.run_id for r in instance.get_runs()}
+
+    def runs_besides(self, run_ids: set[str]) -> list:
+        """The runs of the instance other than `run_ids` (those of the module's earlier tests)."""
+        with self.instance() as instance:
+            return [r for r in instance.get_runs() if r.run_id not in run_ids]
+
 
 @pytest.fixture(scope="module")
 def production(tmp_path_factory, gcs_emulator):
@@ -120,12 +129,10 @@ def test_a_killed_run_is_retried_once_and_a_restarted_daemon_misses_no_file(
         "ORDER_TRACKING_CRASH_AT": "during_merge",
         "ORDER_TRACKING_CRASH_ONCE": str(crashed),
     }
-    with production.instance() as instance:
-        before = {r.run_id for r in instance.get_runs()}
+    before = production.run_ids()
 
     def runs() -> list:
-        with production.instance() as instance:
-            return [r for r in instance.get_runs() if r.run_id not in before]
+        return production.runs_besides(before)
 
     def retries_of(runs: list) -> list:
         """Dagster's retries, and lost_retry_sensor's runs for the retries Dagster lost."""
@@ -198,8 +205,7 @@ def test_a_sensor_run_and_a_range_backfill_at_the_same_time_end_in_the_oracle(
     claim the same files; the ledger keeps each once, the pool's one slot makes the writers take
     turns, each run's step logs reach the bucket, and the table ends as the oracle's."""
     env = sensor_env(f"gs://{bucket.name}/{PREFIX}", tmp_path, gcs_emulator.url) | production.env
-    with production.instance() as instance:
-        before = {r.run_id for r in instance.get_runs()}
+    before = production.run_ids()
     days = sample_files()[:2]
     log, port = tmp_path / "dagster_dev.log", free_port()
     with running_dagster_dev(tmp_path / "home", env, log, port, PRODUCTION_INSTANCE) as process:
@@ -222,10 +228,10 @@ def test_a_sensor_run_and_a_range_backfill_at_the_same_time_end_in_the_oracle(
     ledger = spark.read.format("delta").load(str(tmp_path / "lakehouse" / RAW_FILE_LEDGER.name)).collect()
     assert sorted(e.file_name for e in ledger) == sorted(d.name for d in days)
 
+    records = production.runs_besides(before)
+    assert {r.status for r in records} == {DagsterRunStatus.SUCCESS}, describe(records)
     with production.instance() as instance:
         assert instance.event_log_storage.get_concurrency_info(ORDER_TRACKING_WRITER_POOL).slot_count == 1
-        records = [r for r in instance.get_runs() if r.run_id not in before]
-        assert {r.status for r in records} == {DagsterRunStatus.SUCCESS}, describe(records)
         writers = [r for r in records if r.job_name != order_figures_job.name]  # a restatement may follow
         windows = sorted(step_window(instance, r.run_id, STEP) for r in writers)
     # The backfill's run and the sensor's (two, unless the backfill moved a file before a tick saw it).
